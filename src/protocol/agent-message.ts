@@ -1,0 +1,152 @@
+import { hash } from 'node:crypto';
+import { ProtocolError } from '../errors.js';
+import { HEADER_LENGTH, MAX_PAYLOAD_BYTES, MessageType, MIN_MESSAGE_BYTES, SCHEMA_VERSION } from './constants.js';
+
+/** One agent message: the unit in each binary WebSocket frame (SPEC §3). */
+export interface AgentMessage {
+  messageType: MessageType;
+  schemaVersion: number;
+  /** Epoch milliseconds. */
+  createdDate: number;
+  sequenceNumber: number;
+  flags: number;
+  /** Canonical lowercase UUID string. */
+  messageId: string;
+  payloadType: number;
+  payload: Buffer;
+}
+
+// Field offsets (SPEC §3).
+const OFF_MESSAGE_TYPE = 4;
+const MESSAGE_TYPE_BYTES = 32;
+const OFF_SCHEMA_VERSION = 36;
+const OFF_CREATED_DATE = 40;
+const OFF_SEQUENCE_NUMBER = 48;
+const OFF_FLAGS = 56;
+const OFF_MESSAGE_ID = 64;
+const OFF_PAYLOAD_DIGEST = 80;
+const OFF_PAYLOAD_TYPE = 112;
+const OFF_PAYLOAD_LENGTH = 116;
+const OFF_PAYLOAD = 120;
+const TWO_POW_32 = 0x1_0000_0000;
+
+/** Space-padded wire spelling of each message type, computed once. */
+const PADDED_TYPES = new Map<string, Buffer>(
+  Object.values(MessageType).map((t) => [t, Buffer.from(t.padEnd(MESSAGE_TYPE_BYTES, ' '), 'latin1')]),
+);
+const KNOWN_TYPES = new Set<string>(Object.values(MessageType));
+
+/** SHA-256 of a payload; one-shot hashing is markedly cheaper than createHash() per message. */
+function sha256(data: Buffer): Buffer {
+  return hash('sha256', data, 'buffer');
+}
+
+/** Encode a message for the wire. Pure: the same input gives the same bytes. */
+export function encodeAgentMessage(msg: AgentMessage): Buffer {
+  const paddedType = PADDED_TYPES.get(msg.messageType);
+  if (paddedType === undefined) throw new ProtocolError('messageType', `unknown message type ${JSON.stringify(msg.messageType)}`);
+  const payload = msg.payload;
+  const out = Buffer.allocUnsafe(OFF_PAYLOAD + payload.length);
+  out.writeUInt32BE(HEADER_LENGTH, 0);
+  paddedType.copy(out, OFF_MESSAGE_TYPE);
+  out.writeUInt32BE(msg.schemaVersion, OFF_SCHEMA_VERSION);
+  writeUint64(out, msg.createdDate, OFF_CREATED_DATE, 'createdDate');
+  writeInt64(out, msg.sequenceNumber, OFF_SEQUENCE_NUMBER);
+  writeUint64(out, msg.flags, OFF_FLAGS, 'flags');
+  writeMessageId(out, msg.messageId, OFF_MESSAGE_ID);
+  sha256(payload).copy(out, OFF_PAYLOAD_DIGEST);
+  out.writeUInt32BE(msg.payloadType, OFF_PAYLOAD_TYPE);
+  out.writeUInt32BE(payload.length, OFF_PAYLOAD_LENGTH);
+  payload.copy(out, OFF_PAYLOAD);
+  return out;
+}
+
+/**
+ * Decode and validate one message. Throws ProtocolError naming the field and offset for anything malformed:
+ * short input, wrong header length, payload length mismatch, digest mismatch, unknown type.
+ * The returned payload is a view into `buf` (no copy).
+ */
+export function decodeAgentMessage(buf: Buffer): AgentMessage {
+  if (buf.length < MIN_MESSAGE_BYTES) {
+    throw new ProtocolError('message', `${buf.length} bytes is shorter than the ${MIN_MESSAGE_BYTES}-byte minimum`, 0);
+  }
+  const headerLength = buf.readUInt32BE(0);
+  if (headerLength !== HEADER_LENGTH) {
+    throw new ProtocolError('headerLength', `expected ${HEADER_LENGTH}, got ${headerLength}`, 0);
+  }
+  const messageType = readMessageType(buf);
+  const schemaVersion = buf.readUInt32BE(OFF_SCHEMA_VERSION);
+  if (schemaVersion !== SCHEMA_VERSION) {
+    throw new ProtocolError('schemaVersion', `expected ${SCHEMA_VERSION}, got ${schemaVersion}`, OFF_SCHEMA_VERSION);
+  }
+  const createdDate = readUint64(buf, OFF_CREATED_DATE, 'createdDate');
+  const sequenceNumber = readInt64(buf, OFF_SEQUENCE_NUMBER);
+  const flags = readUint64(buf, OFF_FLAGS, 'flags');
+  const messageId = readMessageId(buf, OFF_MESSAGE_ID);
+  const payloadType = buf.readUInt32BE(OFF_PAYLOAD_TYPE);
+  const payloadLength = buf.readUInt32BE(OFF_PAYLOAD_LENGTH);
+  if (payloadLength > MAX_PAYLOAD_BYTES) {
+    throw new ProtocolError('payloadLength', `${payloadLength} exceeds the ${MAX_PAYLOAD_BYTES}-byte limit`, OFF_PAYLOAD_LENGTH);
+  }
+  if (payloadLength !== buf.length - OFF_PAYLOAD) {
+    throw new ProtocolError('payloadLength', `says ${payloadLength} bytes but ${buf.length - OFF_PAYLOAD} follow`, OFF_PAYLOAD_LENGTH);
+  }
+  const payload = buf.subarray(OFF_PAYLOAD);
+  const digest = sha256(payload);
+  if (!digest.equals(buf.subarray(OFF_PAYLOAD_DIGEST, OFF_PAYLOAD_DIGEST + 32))) {
+    throw new ProtocolError('payloadDigest', 'SHA-256 of the payload does not match', OFF_PAYLOAD_DIGEST);
+  }
+  return { messageType, schemaVersion, createdDate, sequenceNumber, flags, messageId, payloadType, payload };
+}
+
+function readMessageType(buf: Buffer): MessageType {
+  let end = OFF_MESSAGE_TYPE + MESSAGE_TYPE_BYTES;
+  // Trim trailing spaces and NULs (SPEC §3).
+  while (end > OFF_MESSAGE_TYPE && (buf[end - 1] === 0x20 || buf[end - 1] === 0x00)) end--;
+  const text = buf.toString('latin1', OFF_MESSAGE_TYPE, end);
+  if (!KNOWN_TYPES.has(text)) {
+    throw new ProtocolError('messageType', `unknown message type ${JSON.stringify(text.slice(0, 32))}`, OFF_MESSAGE_TYPE);
+  }
+  return text as MessageType;
+}
+
+function readUint64(buf: Buffer, offset: number, field: string): number {
+  const high = buf.readUInt32BE(offset);
+  if (high > 0x1f_ffff) throw new ProtocolError(field, 'value exceeds 2^53', offset);
+  return high * TWO_POW_32 + buf.readUInt32BE(offset + 4);
+}
+
+function writeUint64(buf: Buffer, value: number, offset: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new ProtocolError(field, `${value} is not an unsigned 53-bit integer`);
+  buf.writeUInt32BE(Math.floor(value / TWO_POW_32), offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+function readInt64(buf: Buffer, offset: number): number {
+  const high = buf.readInt32BE(offset);
+  if (high > 0x1f_ffff || high < -0x20_0000) throw new ProtocolError('sequenceNumber', 'value exceeds 2^53', offset);
+  return high * TWO_POW_32 + buf.readUInt32BE(offset + 4);
+}
+
+function writeInt64(buf: Buffer, value: number, offset: number): void {
+  if (!Number.isSafeInteger(value)) throw new ProtocolError('sequenceNumber', `${value} is not a 53-bit integer`);
+  const high = Math.floor(value / TWO_POW_32);
+  buf.writeInt32BE(high, offset);
+  buf.writeUInt32BE(value - high * TWO_POW_32, offset + 4);
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The wire puts the UUID's bytes 8–15 first, then bytes 0–7 (SPEC §3). */
+function writeMessageId(buf: Buffer, uuid: string, offset: number): void {
+  if (!UUID_PATTERN.test(uuid)) throw new ProtocolError('messageId', `${JSON.stringify(uuid)} is not a UUID`);
+  const hex = uuid.replace(/-/g, '');
+  buf.write(hex.slice(16), offset, 8, 'hex');
+  buf.write(hex.slice(0, 16), offset + 8, 8, 'hex');
+}
+
+function readMessageId(buf: Buffer, offset: number): string {
+  const low = buf.toString('hex', offset, offset + 8); // UUID bytes 8–15
+  const high = buf.toString('hex', offset + 8, offset + 16); // UUID bytes 0–7
+  return `${high.slice(0, 8)}-${high.slice(8, 12)}-${high.slice(12, 16)}-${low.slice(0, 4)}-${low.slice(4)}`;
+}

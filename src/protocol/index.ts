@@ -1,0 +1,3 @@
+export * from './constants.js';
+export * from './agent-message.js';
+export * from './payloads.js';
