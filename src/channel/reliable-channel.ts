@@ -1,0 +1,513 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Duplex } from 'node:stream';
+import { BridgeError, ErrorCode, ProtocolError } from '../errors.js';
+import {
+  decodeAcknowledge,
+  decodeAgentMessage,
+  decodeChannelClosed,
+  encodeAcknowledge,
+  encodeAgentMessage,
+  MAX_STREAM_PAYLOAD_BYTES,
+  MessageFlags,
+  MessageType,
+  PayloadType,
+  SCHEMA_VERSION,
+  type AgentMessage,
+  type ChannelClosed,
+} from '../protocol/index.js';
+import { RttEstimator } from './rtt-estimator.js';
+import type { Transport } from './transport.js';
+
+/** Which end of the data channel this is: the client sends input_stream_data, the agent output_stream_data. */
+export type ChannelRole = 'client' | 'agent';
+
+export interface ReliableChannelOptions {
+  role: ChannelRole;
+  /** Messages sent but not yet acknowledged, at most. */
+  maxInFlightMessages?: number;
+  /** Messages held (in flight + waiting to be sent) before a writer must wait. */
+  maxBufferedMessages?: number;
+  /** Out-of-order messages kept while a gap is open; beyond it they are dropped unacknowledged (and resent). */
+  maxReorderMessages?: number;
+  /** Payload bytes per stream message (SPEC §5: 1024 on both official sides). */
+  maxPayloadBytes?: number;
+  /** Consecutive undecodable frames tolerated before the channel fails with PROTOCOL_ERROR. */
+  maxConsecutiveMalformed?: number;
+  maxRtoMs?: number;
+  /**
+   * `all-overdue` (default) resends every overdue message as soon as it is due. `oldest-per-tick` imitates
+   * the official agent and client: one message, the oldest overdue, per `resendTickMs` (sandbox pacing mode).
+   */
+  resendPolicy?: 'all-overdue' | 'oldest-per-tick';
+  resendTickMs?: number;
+}
+
+export interface ChannelStats {
+  messagesSent: number;
+  payloadBytesSent: number;
+  resends: number;
+  acksSent: number;
+  acksReceived: number;
+  messagesReceived: number;
+  payloadBytesReceived: number;
+  duplicatesReceived: number;
+  outOfOrderReceived: number;
+  malformedReceived: number;
+  srttMs: number;
+  rtoMs: number;
+}
+
+interface OutboundMessage {
+  sequenceNumber: number;
+  frame: Buffer;
+  payloadBytes: number;
+  sentAtMs: number;
+  deadlineMs: number;
+  transmissions: number;
+}
+
+/*
+ * State machine (one field, transitions only in attach/detach/close):
+ *
+ *   detached --attach(transport)--> attached --transport close / detach()--> detached
+ *       \                              |
+ *        \-------- close() -----------+--> closed (final)
+ *
+ * Sequence numbers, unacknowledged messages, the reorder buffer and the estimator survive detach, so a
+ * resumed WebSocket continues both sequences where they stopped (SPEC §6).
+ */
+type ChannelState = 'detached' | 'attached' | 'closed';
+
+/**
+ * The reliable, ordered message channel of SPEC §5, symmetric for client and agent roles.
+ *
+ * Events: `stream-message` (AgentMessage: every in-order stream message that is not Output data),
+ * `channel-closed` (ChannelClosed), `transport-close` (code, reason), `publication` ('paused' | 'started'),
+ * `malformed` (ProtocolError), `close` (error?: BridgeError).
+ * Output payload bytes flow through `data`, a Duplex with backpressure both ways.
+ */
+export class ReliableChannel extends EventEmitter {
+  readonly role: ChannelRole;
+  readonly data: Duplex;
+  private state: ChannelState = 'detached';
+  private transport: Transport | undefined;
+  private readonly outgoingType: MessageType;
+  private readonly incomingType: MessageType;
+
+  private readonly maxInFlight: number;
+  private readonly maxBuffered: number;
+  private readonly maxReorder: number;
+  private readonly maxPayloadBytes: number;
+  private readonly maxConsecutiveMalformed: number;
+  private readonly resendPolicy: 'all-overdue' | 'oldest-per-tick';
+  private readonly resendTickMs: number;
+  private readonly rtt: RttEstimator;
+
+  private nextSendSequence = 0;
+  private readonly sendQueue: OutboundMessage[] = [];
+  private sendQueueHead = 0;
+  private readonly inFlight = new Map<number, OutboundMessage>();
+  private transportFull = false;
+  private publicationPaused = false;
+  private resendTimer: NodeJS.Timeout | undefined;
+  private resendTimerDueMs = Infinity;
+  private pendingWriteCallback: ((err?: Error | null) => void) | undefined;
+
+  private expectedSequence = 0;
+  private readonly reorderBuffer = new Map<number, AgentMessage>();
+  private readablePaused = false;
+  private consecutiveMalformed = 0;
+
+  private readonly counters = {
+    messagesSent: 0,
+    payloadBytesSent: 0,
+    resends: 0,
+    acksSent: 0,
+    acksReceived: 0,
+    messagesReceived: 0,
+    payloadBytesReceived: 0,
+    duplicatesReceived: 0,
+    outOfOrderReceived: 0,
+    malformedReceived: 0,
+  };
+
+  constructor(options: ReliableChannelOptions) {
+    super();
+    this.role = options.role;
+    this.outgoingType = options.role === 'client' ? MessageType.InputStreamData : MessageType.OutputStreamData;
+    this.incomingType = options.role === 'client' ? MessageType.OutputStreamData : MessageType.InputStreamData;
+    this.maxInFlight = options.maxInFlightMessages ?? 1024;
+    this.maxBuffered = Math.max(options.maxBufferedMessages ?? 2048, this.maxInFlight);
+    this.maxReorder = options.maxReorderMessages ?? 4096;
+    this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_STREAM_PAYLOAD_BYTES;
+    this.maxConsecutiveMalformed = options.maxConsecutiveMalformed ?? 64;
+    this.resendPolicy = options.resendPolicy ?? 'all-overdue';
+    this.resendTickMs = options.resendTickMs ?? 100;
+    this.rtt = new RttEstimator(options.maxRtoMs);
+    this.data = new Duplex({
+      // Keep the local-side buffers small: the channel's own window is where bytes wait.
+      readableHighWaterMark: 64 * 1024,
+      writableHighWaterMark: 64 * 1024,
+      read: () => this.onDataRead(),
+      write: (chunk: Buffer, _enc, cb) => this.onDataWrite([chunk], cb),
+      writev: (chunks, cb) => this.onDataWrite(chunks.map((c) => c.chunk as Buffer), cb),
+      final: (cb) => {
+        this.emit('data-end');
+        cb();
+      },
+    });
+  }
+
+  get isAttached(): boolean {
+    return this.state === 'attached';
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Unacknowledged plus not-yet-sent messages. */
+  get bufferedMessages(): number {
+    return this.inFlight.size + (this.sendQueue.length - this.sendQueueHead);
+  }
+
+  get stats(): ChannelStats {
+    return { ...this.counters, srttMs: this.rtt.srttMs, rtoMs: this.rtt.rtoMs };
+  }
+
+  /** Start using a connected transport; every unacknowledged message is resent at once. */
+  attach(transport: Transport): void {
+    switch (this.state) {
+      case 'closed':
+        throw new BridgeError(ErrorCode.CHANNEL_CLOSED, 'cannot attach a transport to a closed channel');
+      case 'attached':
+        this.detach();
+        break;
+      case 'detached':
+        break;
+    }
+    this.state = 'attached';
+    this.transport = transport;
+    this.transportFull = false;
+    transport.on('message', this.onTransportMessage);
+    transport.on('drain', this.onTransportDrain);
+    transport.on('close', this.onTransportClose);
+    transport.on('error', this.onTransportError);
+    if (this.readablePaused) transport.pause();
+    for (const msg of this.inFlight.values()) msg.deadlineMs = 0;
+    this.resendOverdue(Date.now());
+    this.flush();
+  }
+
+  /** Stop using the current transport (it is not closed here); state is kept for the next attach. */
+  detach(): Transport | undefined {
+    const transport = this.transport;
+    if (this.state !== 'attached' || transport === undefined) return undefined;
+    this.state = 'detached';
+    transport.off('message', this.onTransportMessage);
+    transport.off('drain', this.onTransportDrain);
+    transport.off('close', this.onTransportClose);
+    transport.off('error', this.onTransportError);
+    this.transport = undefined;
+    this.clearResendTimer();
+    return transport;
+  }
+
+  /**
+   * Queue one stream message (handshake, flags, or data). It is sent when the window allows and kept until
+   * acknowledged. Returns its sequence number.
+   */
+  sendStreamMessage(payloadType: number, payload: Buffer): number {
+    if (this.state === 'closed') throw new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed');
+    const sequenceNumber = this.nextSendSequence++;
+    const frame = encodeAgentMessage({
+      messageType: this.outgoingType,
+      schemaVersion: SCHEMA_VERSION,
+      createdDate: Date.now(),
+      sequenceNumber,
+      // The agent marks its first stream message SYN; the official client sends 0 throughout (vectors).
+      flags: sequenceNumber === 0 && this.role === 'agent' ? MessageFlags.Syn : MessageFlags.Data,
+      messageId: randomUUID(),
+      payloadType,
+      payload,
+    });
+    this.sendQueue.push({ sequenceNumber, frame, payloadBytes: payload.length, sentAtMs: 0, deadlineMs: 0, transmissions: 0 });
+    this.flush();
+    return sequenceNumber;
+  }
+
+  /** End the channel for good. With an error, `data` is destroyed with it; without, its readable side ends. */
+  close(error?: BridgeError): void {
+    if (this.state === 'closed') return;
+    const transport = this.detach();
+    void transport;
+    this.state = 'closed';
+    this.clearResendTimer();
+    this.reorderBuffer.clear();
+    this.sendQueue.length = 0;
+    this.sendQueueHead = 0;
+    this.inFlight.clear();
+    const cb = this.pendingWriteCallback;
+    this.pendingWriteCallback = undefined;
+    cb?.(error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed'));
+    if (error) this.data.destroy(error);
+    else if (!this.data.readableEnded) this.data.push(null);
+    this.emit('close', error);
+  }
+
+  // ---- outbound ----
+
+  private onDataWrite(chunks: Buffer[], cb: (err?: Error | null) => void): void {
+    if (this.state === 'closed') {
+      cb(new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed'));
+      return;
+    }
+    // Coalesce small writes (keystrokes, writev batches) into full messages.
+    const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    for (let offset = 0; offset < data.length; offset += this.maxPayloadBytes) {
+      this.sendStreamMessage(PayloadType.Output, data.subarray(offset, offset + this.maxPayloadBytes));
+    }
+    if (this.bufferedMessages >= this.maxBuffered) this.pendingWriteCallback = cb;
+    else cb();
+  }
+
+  private releaseWriter(): void {
+    if (this.pendingWriteCallback && this.bufferedMessages < this.maxBuffered) {
+      const cb = this.pendingWriteCallback;
+      this.pendingWriteCallback = undefined;
+      cb();
+    }
+  }
+
+  /** Transmit queued messages while the window, the transport and the service allow. */
+  private flush(): void {
+    if (this.state !== 'attached' || this.publicationPaused || this.transportFull) return;
+    const now = Date.now();
+    while (this.sendQueueHead < this.sendQueue.length && this.inFlight.size < this.maxInFlight && !this.transportFull) {
+      const msg = this.sendQueue[this.sendQueueHead]!;
+      this.sendQueue[this.sendQueueHead] = undefined as unknown as OutboundMessage;
+      this.sendQueueHead++;
+      this.inFlight.set(msg.sequenceNumber, msg);
+      this.counters.messagesSent++;
+      this.counters.payloadBytesSent += msg.payloadBytes;
+      this.transmit(msg, now);
+    }
+    if (this.sendQueueHead === this.sendQueue.length) {
+      this.sendQueue.length = 0;
+      this.sendQueueHead = 0;
+    } else if (this.sendQueueHead > 4096) {
+      this.sendQueue.splice(0, this.sendQueueHead);
+      this.sendQueueHead = 0;
+    }
+  }
+
+  private transmit(msg: OutboundMessage, now: number): void {
+    msg.transmissions++;
+    msg.sentAtMs = now;
+    msg.deadlineMs = now + this.rtt.rtoMs;
+    if (!this.transport!.sendBinary(msg.frame)) this.transportFull = true;
+    this.armResendTimer(msg.deadlineMs);
+  }
+
+  private armResendTimer(dueMs: number): void {
+    if (this.resendTimer !== undefined && this.resendTimerDueMs <= dueMs) return;
+    this.clearResendTimer();
+    this.resendTimerDueMs = dueMs;
+    this.resendTimer = setTimeout(this.onResendTimer, Math.max(1, dueMs - Date.now()));
+    this.resendTimer.unref();
+  }
+
+  private clearResendTimer(): void {
+    if (this.resendTimer !== undefined) clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    this.resendTimerDueMs = Infinity;
+  }
+
+  private readonly onResendTimer = (): void => {
+    this.resendTimer = undefined;
+    this.resendTimerDueMs = Infinity;
+    if (this.state !== 'attached') return;
+    this.resendOverdue(Date.now());
+  };
+
+  /** Resend what is overdue (as the policy allows), then arm the timer for the next deadline. */
+  private resendOverdue(now: number): void {
+    if (this.state !== 'attached') return;
+    let nextDue = Infinity;
+    let budget = this.resendPolicy === 'oldest-per-tick' ? 1 : Infinity;
+    for (const msg of this.inFlight.values()) {
+      if (msg.deadlineMs <= now && budget > 0 && !this.transportFull && !this.publicationPaused) {
+        budget--;
+        this.counters.resends++;
+        this.transmit(msg, now);
+        // Overdue again and again (peer away or stalled): back off, never beyond the cap.
+        msg.deadlineMs = now + Math.min(this.rtt.rtoMs * 2 ** Math.min(msg.transmissions - 1, 6), 1000);
+      }
+      if (msg.deadlineMs < nextDue) nextDue = msg.deadlineMs;
+    }
+    if (this.resendPolicy === 'oldest-per-tick' && nextDue < now + this.resendTickMs) nextDue = now + this.resendTickMs;
+    if (nextDue !== Infinity && !this.transportFull) this.armResendTimer(nextDue);
+  }
+
+  private readonly onTransportDrain = (): void => {
+    this.transportFull = false;
+    this.resendOverdue(Date.now());
+    this.flush();
+  };
+
+  // ---- inbound ----
+
+  private readonly onTransportMessage = (frame: Buffer, isBinary: boolean): void => {
+    if (!isBinary) {
+      this.emit('text', frame.toString('utf8'));
+      return;
+    }
+    let msg: AgentMessage;
+    try {
+      msg = decodeAgentMessage(frame);
+    } catch (err) {
+      this.onMalformed(err);
+      return;
+    }
+    try {
+      this.onMessage(msg);
+      this.consecutiveMalformed = 0;
+    } catch (err) {
+      this.onMalformed(err);
+    }
+  };
+
+  private onMalformed(err: unknown): void {
+    if (!(err instanceof ProtocolError)) throw err;
+    // Dropped unacknowledged: a corrupted message is resent by its sender. Only a stream of garbage is fatal.
+    this.counters.malformedReceived++;
+    this.consecutiveMalformed++;
+    this.emit('malformed', err);
+    if (this.consecutiveMalformed >= this.maxConsecutiveMalformed) {
+      this.close(new BridgeError(ErrorCode.PROTOCOL_ERROR, `the peer sent ${this.consecutiveMalformed} malformed messages in a row (last: ${err.message})`, { cause: err }));
+    }
+  }
+
+  private onMessage(msg: AgentMessage): void {
+    switch (msg.messageType) {
+      case MessageType.Acknowledge:
+        this.onAcknowledge(msg);
+        return;
+      case this.incomingType:
+        this.onStreamMessage(msg);
+        return;
+      case MessageType.ChannelClosed: {
+        const closed: ChannelClosed = decodeChannelClosed(msg.payload);
+        this.emit('channel-closed', closed);
+        return;
+      }
+      case MessageType.PausePublication:
+        this.publicationPaused = true;
+        this.emit('publication', 'paused');
+        return;
+      case MessageType.StartPublication:
+        this.publicationPaused = false;
+        this.emit('publication', 'started');
+        this.resendOverdue(Date.now());
+        this.flush();
+        return;
+      default:
+        throw new ProtocolError('messageType', `${msg.messageType} is not expected by the ${this.role} side`);
+    }
+  }
+
+  private onAcknowledge(msg: AgentMessage): void {
+    const ack = decodeAcknowledge(msg.payload);
+    this.counters.acksReceived++;
+    const acked = this.inFlight.get(ack.AcknowledgedMessageSequenceNumber);
+    if (acked === undefined) return; // a repeat ack, or for a message already acknowledged
+    this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
+    if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
+    this.flush();
+    this.releaseWriter();
+  }
+
+  private onStreamMessage(msg: AgentMessage): void {
+    const seq = msg.sequenceNumber;
+    if (seq === this.expectedSequence) {
+      this.sendAck(msg);
+      this.deliver(msg);
+      this.expectedSequence++;
+      // Drain successors that arrived early (each was acknowledged when buffered).
+      let next = this.reorderBuffer.get(this.expectedSequence);
+      while (next !== undefined && this.state !== 'closed') {
+        this.reorderBuffer.delete(this.expectedSequence);
+        this.deliver(next);
+        this.expectedSequence++;
+        next = this.reorderBuffer.get(this.expectedSequence);
+      }
+    } else if (seq > this.expectedSequence) {
+      if (this.reorderBuffer.has(seq)) {
+        this.counters.duplicatesReceived++;
+        this.sendAck(msg);
+      } else if (this.reorderBuffer.size < this.maxReorder) {
+        this.counters.outOfOrderReceived++;
+        this.reorderBuffer.set(seq, msg);
+        this.sendAck(msg);
+      }
+      // else: no room; leave it unacknowledged so the sender resends it later.
+    } else {
+      // Already delivered: acknowledge again, or a sender that lost our ack resends forever (SPEC §5).
+      this.counters.duplicatesReceived++;
+      this.sendAck(msg);
+    }
+  }
+
+  private deliver(msg: AgentMessage): void {
+    this.counters.messagesReceived++;
+    if (msg.payloadType === PayloadType.Output) {
+      this.counters.payloadBytesReceived += msg.payload.length;
+      if (this.data.readableEnded || this.data.destroyed) return;
+      if (!this.data.push(msg.payload) && !this.readablePaused) {
+        this.readablePaused = true;
+        this.transport?.pause();
+      }
+      return;
+    }
+    this.emit('stream-message', msg);
+  }
+
+  private onDataRead(): void {
+    if (!this.readablePaused) return;
+    this.readablePaused = false;
+    this.transport?.resume();
+  }
+
+  private sendAck(msg: AgentMessage): void {
+    const transport = this.transport;
+    if (transport === undefined) return;
+    const frame = encodeAgentMessage({
+      messageType: MessageType.Acknowledge,
+      schemaVersion: SCHEMA_VERSION,
+      createdDate: Date.now(),
+      sequenceNumber: 0,
+      flags: MessageFlags.Ack,
+      messageId: randomUUID(),
+      payloadType: PayloadType.Undefined,
+      payload: encodeAcknowledge({
+        AcknowledgedMessageType: msg.messageType,
+        AcknowledgedMessageId: msg.messageId,
+        AcknowledgedMessageSequenceNumber: msg.sequenceNumber,
+        IsSequentialMessage: true,
+      }),
+    });
+    this.counters.acksSent++;
+    // An ack that cannot be written is harmless: the sender resends and we acknowledge the duplicate.
+    if (!transport.sendBinary(frame)) this.transportFull = true;
+  }
+
+  private readonly onTransportClose = (code: number, reason: string): void => {
+    this.detach();
+    this.emit('transport-close', code, reason);
+  };
+
+  private readonly onTransportError = (err: Error): void => {
+    this.emit('transport-error', err);
+  };
+}

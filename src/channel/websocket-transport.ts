@@ -1,0 +1,122 @@
+import { EventEmitter } from 'node:events';
+import WebSocket from 'ws';
+import type { Transport } from './transport.js';
+
+export interface WebSocketTransportOptions {
+  /** `sendBinary` returns false once this many bytes wait in the socket. */
+  highWaterBytes?: number;
+  /**
+   * Silence detection: send a ping every `pingIntervalMs`; if nothing at all arrives for `silenceTimeoutMs`,
+   * terminate the socket so the owner can resume. 0 disables. The official client pings every 5 minutes.
+   */
+  pingIntervalMs?: number;
+  silenceTimeoutMs?: number;
+}
+
+const DEFAULT_HIGH_WATER_BYTES = 256 * 1024;
+
+/** A `ws` WebSocket (client or server side) as a Transport. */
+export class WebSocketTransport extends EventEmitter implements Transport {
+  readonly ws: WebSocket;
+  private readonly highWaterBytes: number;
+  private waitingForDrain = false;
+  private lastReceiveMs = Date.now();
+  private pingTimer: NodeJS.Timeout | undefined;
+  private paused = false;
+
+  constructor(ws: WebSocket, options: WebSocketTransportOptions = {}) {
+    super();
+    this.ws = ws;
+    this.highWaterBytes = options.highWaterBytes ?? DEFAULT_HIGH_WATER_BYTES;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.lastReceiveMs = Date.now();
+      this.emit('message', data, isBinary);
+    });
+    ws.on('pong', () => {
+      this.lastReceiveMs = Date.now();
+    });
+    ws.on('ping', () => {
+      this.lastReceiveMs = Date.now();
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.stopPing();
+      this.emit('close', code, reason.toString('utf8'));
+    });
+    ws.on('error', (err: Error) => this.emit('error', err));
+    const interval = options.pingIntervalMs ?? 0;
+    const silence = options.silenceTimeoutMs ?? 0;
+    if (interval > 0 && silence > 0) this.startPing(interval, silence);
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  sendBinary(frame: Buffer): boolean {
+    // A frame sent on a closed socket is simply not sent: the channel keeps it until acknowledged and
+    // resends it on the next transport (unlike the reference client, which loses it).
+    if (!this.isOpen) return false;
+    const full = this.ws.bufferedAmount + frame.length >= this.highWaterBytes;
+    if (full) {
+      this.waitingForDrain = true;
+      this.ws.send(frame, { binary: true }, this.onFlushed);
+      return false;
+    }
+    this.ws.send(frame, { binary: true });
+    return true;
+  }
+
+  sendText(text: string): void {
+    if (this.isOpen) this.ws.send(text, { binary: false });
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.ws.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.lastReceiveMs = Date.now();
+    this.ws.resume();
+  }
+
+  close(code = 1000, reason = ''): void {
+    this.stopPing();
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.stopPing();
+    this.ws.terminate();
+  }
+
+  // The send callback runs once the frame is handed to the kernel: the buffer has emptied up to it.
+  private readonly onFlushed = (err?: Error): void => {
+    if (err || !this.waitingForDrain) return;
+    this.waitingForDrain = false;
+    this.emit('drain');
+  };
+
+  private startPing(intervalMs: number, silenceTimeoutMs: number): void {
+    this.pingTimer = setInterval(() => {
+      if (!this.isOpen) return;
+      // While we hold the socket paused we read nothing, so silence means nothing then.
+      if (!this.paused && Date.now() - this.lastReceiveMs > silenceTimeoutMs) {
+        this.emit('silence', silenceTimeoutMs);
+        this.terminate();
+        return;
+      }
+      this.ws.ping();
+    }, intervalMs);
+    this.pingTimer.unref();
+  }
+
+  private stopPing(): void {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+}
