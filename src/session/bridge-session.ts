@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { ReliableChannel, type ReliableChannelOptions, type Transport } from '../channel/index.js';
+import { BridgeError, ErrorCode } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { encodeFlag, FlagValue, PayloadType, type AgentMessage, type ChannelClosed, decodeFlag } from '../protocol/index.js';
+import { connectDataChannel, describeStreamUrl } from './data-channel.js';
+import { agentSupportsMux, performClientHandshake, type HandshakeResult } from './handshake.js';
+import { isRetryable, type SessionCredentials, type SsmApi, type StartSessionInput } from './ssm-api.js';
+import type { SessionStatus } from './status.js';
+
+export interface BridgeSessionOptions {
+  api: SsmApi;
+  start: StartSessionInput;
+  logger?: Logger;
+  /** Stable per process (SPEC §2). */
+  clientId?: string;
+  /** Total time to keep trying to resume after a drop; 0 disables resume. Default 10 minutes. */
+  resumeTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  /** WebSocket silence detection (SPEC §2 notes the official 5-minute ping is far too slow). */
+  pingIntervalMs?: number;
+  silenceTimeoutMs?: number;
+  channel?: Omit<ReliableChannelOptions, 'role'>;
+}
+
+const DEFAULT_RESUME_TIMEOUT_MS = 10 * 60_000;
+const FIRST_RETRY_DELAY_MS = 100;
+const MAX_RETRY_DELAY_MS = 5_000;
+const PROCESS_CLIENT_ID = randomUUID();
+
+/*
+ * State machine (transitions only in setState):
+ *
+ *   open --transport lost--> resuming --attached--> open
+ *     |                         |
+ *     +--terminate()/fatal------+--timeout/no token--> closed
+ */
+type SessionState = 'open' | 'resuming' | 'closing' | 'closed';
+
+/**
+ * One Session Manager session: StartSession, the data channel, the handshake, and transparent resume.
+ * Output bytes flow through `data`. Events: `status` (SessionStatus), `flag` (number), `closed` (error?).
+ */
+export class BridgeSession extends EventEmitter {
+  readonly sessionId: string;
+  readonly channel: ReliableChannel;
+  readonly handshake: HandshakeResult;
+  private state: SessionState = 'open';
+  private readonly api: SsmApi;
+  private readonly logger: Logger;
+  private readonly options: BridgeSessionOptions;
+  private readonly clientId: string;
+  private transport: Transport | undefined;
+  private readonly closedPromise: Promise<BridgeError | undefined>;
+  private resolveClosed!: (err: BridgeError | undefined) => void;
+  private resumeAbort = new AbortController();
+
+  /** StartSession, connect, handshake. Rejects with a BridgeError; nothing is left open on failure. */
+  static async start(options: BridgeSessionOptions): Promise<BridgeSession> {
+    const logger = options.logger ?? silentLogger;
+    const credentials = await options.api.startSession(options.start);
+    logger.debug({ sessionId: credentials.sessionId, gateway: describeStreamUrl(credentials.streamUrl) }, 'session started');
+    const channel = new ReliableChannel({ role: 'client', ...options.channel });
+    const handshake = performClientHandshake(channel, { timeoutMs: options.handshakeTimeoutMs ?? 30_000 });
+    const clientId = options.clientId ?? PROCESS_CLIENT_ID;
+    let transport: Transport | undefined;
+    try {
+      transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(options, clientId));
+      channel.attach(transport);
+      const result = await handshake;
+      return new BridgeSession(options, credentials, channel, transport, result, clientId);
+    } catch (err) {
+      handshake.catch(() => {});
+      channel.close();
+      transport?.close();
+      await options.api.terminateSession(credentials.sessionId).catch(() => {});
+      throw err;
+    }
+  }
+
+  private constructor(options: BridgeSessionOptions, credentials: SessionCredentials, channel: ReliableChannel, transport: Transport, handshake: HandshakeResult, clientId: string) {
+    super();
+    this.options = options;
+    this.api = options.api;
+    this.logger = options.logger ?? silentLogger;
+    this.sessionId = credentials.sessionId;
+    this.channel = channel;
+    this.transport = transport;
+    this.handshake = handshake;
+    this.clientId = clientId;
+    this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
+    channel.on('transport-close', this.onTransportClose);
+    channel.on('channel-closed', this.onChannelClosed);
+    channel.on('stream-message', this.onStreamMessage);
+    channel.on('close', this.onChannelClose);
+    channel.on('malformed', (err: Error) => this.logger.warn({ err: err.message }, 'dropped a malformed message from the service'));
+    transport.on('silence', this.onSilence);
+    this.emitStatus({ type: 'connected', sessionId: this.sessionId, agentVersion: handshake.agentVersion });
+  }
+
+  /** Output bytes of the session, both ways. */
+  get data(): Duplex {
+    return this.channel.data;
+  }
+
+  /** Multiplexed port forwarding (smux) applies: a LocalPortForwarding session with a newer agent. */
+  get multiplexed(): boolean {
+    return this.handshake.properties.type === 'LocalPortForwarding' && agentSupportsMux(this.handshake.agentVersion);
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** Resolves when the session has closed, with the error that closed it (undefined for a clean end). */
+  closed(): Promise<BridgeError | undefined> {
+    return this.closedPromise;
+  }
+
+  sendFlag(flag: FlagValue): void {
+    if (this.state === 'closed') return;
+    this.channel.sendStreamMessage(PayloadType.Flag, encodeFlag(flag));
+  }
+
+  /**
+   * End the session on purpose: the TerminateSession flag to the agent, then the TerminateSession API call.
+   * Waits at most `flushTimeoutMs` for data already written to be acknowledged.
+   */
+  async terminate(flushTimeoutMs = 2_000): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') {
+      await this.closedPromise;
+      return;
+    }
+    const wasOpen = this.state === 'open';
+    this.setState('closing');
+    this.resumeAbort.abort();
+    if (wasOpen) {
+      try {
+        this.sendFlag(FlagValue.TerminateSession);
+        await this.waitForAcks(flushTimeoutMs);
+      } catch {
+        // the channel may already be gone; the API call below still ends the session
+      }
+    }
+    try {
+      await this.api.terminateSession(this.sessionId);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'TerminateSession failed');
+    }
+    this.finish(undefined);
+  }
+
+  private async waitForAcks(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.channel.bufferedMessages > 0 && Date.now() < deadline && this.channel.isAttached) {
+      await sleep(5);
+    }
+  }
+
+  private setState(next: SessionState): void {
+    switch (next) {
+      case 'open':
+      case 'resuming':
+      case 'closing':
+        if (this.state === 'closed') return;
+        this.state = next;
+        return;
+      case 'closed':
+        this.state = 'closed';
+        return;
+    }
+  }
+
+  private finish(error: BridgeError | undefined): void {
+    if (this.state === 'closed') return;
+    this.setState('closed');
+    this.resumeAbort.abort();
+    this.channel.off('close', this.onChannelClose);
+    this.channel.close(error);
+    const transport = this.channel.detach() ?? this.transport;
+    transport?.close();
+    this.transport = undefined;
+    this.emitStatus(error ? { type: 'closed', sessionId: this.sessionId, error } : { type: 'closed', sessionId: this.sessionId });
+    this.emit('closed', error);
+    this.resolveClosed(error);
+  }
+
+  private emitStatus(status: SessionStatus): void {
+    this.emit('status', status);
+  }
+
+  private readonly onSilence = (silenceMs: number): void => {
+    this.logger.warn({ silenceMs }, 'no traffic from the service; reconnecting');
+  };
+
+  private readonly onChannelClosed = (closed: ChannelClosed): void => {
+    const reason = closed.Output ? `: ${closed.Output}` : '';
+    this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was closed by the service${reason}`));
+  };
+
+  private readonly onChannelClose = (err?: BridgeError): void => {
+    this.finish(err);
+  };
+
+  private readonly onStreamMessage = (msg: AgentMessage): void => {
+    if (msg.payloadType !== PayloadType.Flag) return;
+    let flag: number;
+    try {
+      flag = decodeFlag(msg.payload);
+    } catch {
+      return;
+    }
+    if (flag === FlagValue.TerminateSession) {
+      this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was terminated by the agent`));
+      return;
+    }
+    this.emit('flag', flag);
+  };
+
+  private readonly onTransportClose = (code: number, reason: string): void => {
+    if (this.state !== 'open') return;
+    this.transport?.removeListener('silence', this.onSilence);
+    this.transport = undefined;
+    const resumeTimeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
+    this.emitStatus({ type: 'disconnected', sessionId: this.sessionId, reason: `WebSocket closed (${code}${reason ? ` ${reason}` : ''})` });
+    if (resumeTimeoutMs <= 0) {
+      this.finish(new BridgeError(ErrorCode.RESUME_FAILED, 'the connection to the service dropped and resume is disabled (--resume-timeout 0)'));
+      return;
+    }
+    this.setState('resuming');
+    void this.resume(resumeTimeoutMs);
+  };
+
+  /** Call ResumeSession and reconnect, with exponential backoff and jitter, bounded by total time. */
+  private async resume(resumeTimeoutMs: number): Promise<void> {
+    const startedMs = Date.now();
+    const abort = (this.resumeAbort = new AbortController());
+    let lastError: unknown;
+    for (let attempt = 1; ; attempt++) {
+      if (this.state !== 'resuming' || abort.signal.aborted) return;
+      const elapsed = Date.now() - startedMs;
+      if (elapsed >= resumeTimeoutMs) break;
+      const backoff = attempt === 1 ? 0 : Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** (attempt - 2));
+      const delayMs = Math.min(Math.round(backoff * (0.5 + Math.random() / 2)), Math.max(0, resumeTimeoutMs - elapsed));
+      this.emitStatus({ type: 'resuming', sessionId: this.sessionId, attempt, delayMs });
+      if (delayMs > 0) {
+        try {
+          await sleep(delayMs, undefined, { signal: abort.signal });
+        } catch {
+          return;
+        }
+      }
+      try {
+        const credentials = await this.api.resumeSession(this.sessionId);
+        if (credentials === undefined) {
+          this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} ended while disconnected (terminated or timed out); the service returned no token to resume it`));
+          return;
+        }
+        const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(this.options, this.clientId));
+        if (this.state !== 'resuming' || abort.signal.aborted) {
+          transport.close();
+          return;
+        }
+        const messagesResent = this.channel.bufferedMessages;
+        this.transport = transport;
+        transport.on('silence', this.onSilence);
+        this.setState('open');
+        this.channel.attach(transport);
+        this.emitStatus({ type: 'resumed', sessionId: this.sessionId, downtimeMs: Date.now() - startedMs, messagesResent, attempts: attempt });
+        return;
+      } catch (err) {
+        lastError = err;
+        if (err instanceof BridgeError && !isRetryable(err)) {
+          this.finish(err);
+          return;
+        }
+        this.logger.debug({ attempt, err: (err as Error).message }, 'resume attempt failed');
+      }
+    }
+    const last = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
+    this.finish(new BridgeError(ErrorCode.RESUME_FAILED, `could not resume session ${this.sessionId} within ${Math.round(resumeTimeoutMs / 1000)} s${last}`, { cause: lastError }));
+  }
+}
+
+function transportOptions(options: BridgeSessionOptions, clientId: string) {
+  return {
+    clientId,
+    pingIntervalMs: options.pingIntervalMs ?? 2_000,
+    silenceTimeoutMs: options.silenceTimeoutMs ?? 10_000,
+  };
+}

@@ -1,0 +1,5 @@
+export * from './ssm-api.js';
+export * from './data-channel.js';
+export * from './handshake.js';
+export * from './status.js';
+export * from './bridge-session.js';

@@ -1,0 +1,145 @@
+import { BridgeError, ErrorCode } from '../errors.js';
+
+/** Where and as whom to call the SSM API. Everything optional follows the AWS SDK's default chains. */
+export interface AwsOptions {
+  region?: string;
+  profile?: string;
+  /** e.g. the sandbox's http://127.0.0.1:PORT */
+  endpointUrl?: string;
+}
+
+export interface StartSessionInput {
+  target: string;
+  documentName?: string;
+  parameters?: Record<string, string[]>;
+  reason?: string;
+}
+
+export interface SessionCredentials {
+  sessionId: string;
+  tokenValue: string;
+  streamUrl: string;
+}
+
+/** The three SSM calls a session needs; one implementation, over @aws-sdk/client-ssm. */
+export interface SsmApi {
+  startSession(input: StartSessionInput): Promise<SessionCredentials>;
+  /** Resolves undefined when the service gives no token: the session is over (SPEC §1). */
+  resumeSession(sessionId: string): Promise<SessionCredentials | undefined>;
+  terminateSession(sessionId: string): Promise<void>;
+  destroy(): void;
+}
+
+/** Retryable errors are worth another ResumeSession call; the rest end the session. */
+export function isRetryable(err: unknown): boolean {
+  return err instanceof BridgeError && (err.code === ErrorCode.SERVICE_ERROR || err.code === ErrorCode.TIMEOUT);
+}
+
+interface AwsLikeError {
+  name?: string;
+  message?: string;
+  code?: string;
+  $metadata?: { httpStatusCode?: number };
+  $fault?: 'client' | 'server';
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialsProviderError',
+  'ExpiredTokenException',
+  'ExpiredToken',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'InvalidClientTokenId',
+  'MissingAuthenticationTokenException',
+  'TokenRefreshRequired',
+  'SSOTokenProviderFailure',
+]);
+
+/** Map an AWS SDK or network error to a BridgeError, once, here (STYLE: errors). */
+export function mapAwsError(err: unknown, context: { action: string; target?: string; sessionId?: string; documentName?: string }): BridgeError {
+  if (err instanceof BridgeError) return err;
+  const e = (err ?? {}) as AwsLikeError;
+  const name = e.name ?? '';
+  const message = e.message ?? String(err);
+  const status = e.$metadata?.httpStatusCode;
+  switch (name) {
+    case 'TargetNotConnected':
+      return new BridgeError(ErrorCode.TARGET_NOT_CONNECTED, `target ${context.target ?? ''} is not connected or does not exist (${message}); check the instance id, region and that its SSM agent is online`, { cause: err });
+    case 'InvalidDocument':
+      return new BridgeError(ErrorCode.INVALID_DOCUMENT, `document ${context.documentName ?? ''} was rejected: ${message}`, { cause: err });
+    case 'ValidationException':
+      return new BridgeError(ErrorCode.INVALID_ARGUMENT, `${context.action} rejected the request: ${message}`, { cause: err });
+    case 'AccessDeniedException':
+      return new BridgeError(ErrorCode.ACCESS_DENIED, `access denied for ${context.action}: ${message}; check the IAM permissions of your credentials`, { cause: err });
+    case 'DoesNotExistException':
+      return new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${context.sessionId ?? ''} no longer exists: ${message}`, { cause: err });
+    default:
+      break;
+  }
+  if (CREDENTIAL_ERRORS.has(name) || /credential|security token|expired/i.test(name)) {
+    return new BridgeError(ErrorCode.CREDENTIALS, `AWS credentials were missing, expired or rejected (${message}); log in again (e.g. aws sso login) or pass --profile`, { cause: err });
+  }
+  if (/region is missing/i.test(message)) {
+    return new BridgeError(ErrorCode.INVALID_ARGUMENT, 'no AWS region configured; pass --region or set AWS_REGION', { cause: err });
+  }
+  // Throttling, 5xx and network failures: worth retrying.
+  return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${name ? `${name}: ` : ''}${message}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
+}
+
+/**
+ * Build the SSM API over @aws-sdk/client-ssm. The SDK is imported lazily: it is most of our start-up time,
+ * and `ssm-bridge --help` or the sandbox never need it.
+ */
+export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
+  const [{ SSMClient, StartSessionCommand, ResumeSessionCommand, TerminateSessionCommand }, { fromNodeProviderChain }] = await Promise.all([
+    import('@aws-sdk/client-ssm'),
+    import('@aws-sdk/credential-providers'),
+  ]);
+  const client = new SSMClient({
+    ...(options.region ? { region: options.region } : {}),
+    ...(options.profile ? { profile: options.profile } : {}),
+    ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
+    // Re-resolved on expiry by the SDK: each ResumeSession call signs with fresh credentials.
+    credentials: fromNodeProviderChain(options.profile ? { profile: options.profile } : {}),
+    maxAttempts: 2,
+  });
+  return {
+    async startSession(input) {
+      try {
+        const out = await client.send(
+          new StartSessionCommand({
+            Target: input.target,
+            ...(input.documentName ? { DocumentName: input.documentName } : {}),
+            ...(input.parameters ? { Parameters: input.parameters } : {}),
+            ...(input.reason ? { Reason: input.reason } : {}),
+          }),
+        );
+        if (!out.SessionId || !out.TokenValue || !out.StreamUrl) {
+          throw new BridgeError(ErrorCode.SERVICE_ERROR, 'StartSession returned no session id, token or stream URL');
+        }
+        return { sessionId: out.SessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
+      } catch (err) {
+        throw mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}) });
+      }
+    },
+    async resumeSession(sessionId) {
+      try {
+        const out = await client.send(new ResumeSessionCommand({ SessionId: sessionId }));
+        if (!out.TokenValue || !out.StreamUrl) return undefined;
+        return { sessionId: out.SessionId ?? sessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
+      } catch (err) {
+        throw mapAwsError(err, { action: 'ResumeSession', sessionId });
+      }
+    },
+    async terminateSession(sessionId) {
+      try {
+        await client.send(new TerminateSessionCommand({ SessionId: sessionId }));
+      } catch (err) {
+        throw mapAwsError(err, { action: 'TerminateSession', sessionId });
+      }
+    },
+    destroy() {
+      client.destroy();
+    },
+  };
+}
