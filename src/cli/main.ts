@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { hideBin } from 'yargs/helpers';
+import yargs, { type Argv } from 'yargs';
+import { BridgeError, ErrorCode } from '../errors.js';
+import { exitCodeFor, ExitCode } from './exit-codes.js';
+import { createLogger, type LogFormat } from './logging.js';
+import { runForward } from './commands/forward.js';
+import { runProxy } from './commands/proxy.js';
+import { runSandbox } from './commands/sandbox.js';
+
+export interface GlobalOptions {
+  region?: string | undefined;
+  profile?: string | undefined;
+  endpointUrl?: string | undefined;
+  logLevel: string;
+  logFormat: LogFormat;
+  resumeTimeout: string;
+}
+
+function withGlobals<T>(y: Argv<T>) {
+  return y
+    .option('region', { type: 'string', describe: 'AWS region (default: AWS_REGION or the profile)' })
+    .option('profile', { type: 'string', describe: 'AWS profile from ~/.aws/config' })
+    .option('endpoint-url', { type: 'string', describe: 'SSM API endpoint, e.g. the sandbox http://127.0.0.1:PORT' })
+    .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+    .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] })
+    .option('resume-timeout', { type: 'string', default: '10m', describe: 'how long to keep resuming after a drop (0 disables), e.g. 90s, 10m' });
+}
+
+/** Print one line and exit with the code for the error; the stack only at debug level. */
+function fail(err: unknown, debug: boolean): never {
+  if (err instanceof BridgeError) {
+    process.stderr.write(`ssm-bridge: ${err.message}\n`);
+    if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exit(exitCodeFor(err.code));
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`ssm-bridge: unexpected error: ${message}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(ExitCode.INTERNAL);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let debug = argv.includes('--log-level=debug') || argv.includes('--log-level=trace') || /--log-level\s+(debug|trace)/.test(argv.join(' '));
+  const parser = yargs(argv)
+    .scriptName('ssm-bridge')
+    .usage('$0 <command> [options]')
+    .command(
+      'forward <target>',
+      'forward a local port (or unix socket) to a port on the node or a host beyond it',
+      (y) =>
+        withGlobals(y)
+          .positional('target', { type: 'string', demandOption: true, describe: 'instance id (i-…), managed instance (mi-…) or other target' })
+          .option('remote-port', { type: 'number', describe: 'port on the node, or on --remote-host' })
+          .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
+          .option('local-port', { type: 'number', default: 0, describe: 'local port; 0 picks a free one' })
+          .option('local-address', { type: 'string', default: '127.0.0.1', describe: 'local address to bind' })
+          .option('local-socket', { type: 'string', describe: 'listen on this unix socket (mode 0600) instead of TCP' })
+          .option('document-name', { type: 'string', describe: 'any port-forwarding document' })
+          .option('parameters', { type: 'string', describe: 'the document Parameters as JSON, e.g. {"portNumber":["5432"]}' })
+          .option('reason', { type: 'string' }),
+      async (args) => {
+        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        await runForward(args as never, logger);
+      },
+    )
+    .command(
+      'proxy <target>',
+      'bridge stdin/stdout to a port on the node (for ssh ProxyCommand)',
+      (y) =>
+        withGlobals(y)
+          .positional('target', { type: 'string', demandOption: true })
+          .option('port', { type: 'number', default: 22, describe: 'remote port' })
+          .option('document-name', { type: 'string', describe: 'default AWS-StartSSHSession' })
+          .option('parameters', { type: 'string', describe: 'the document Parameters as JSON' })
+          .option('reason', { type: 'string' })
+          .option('log-level', { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] }),
+      async (args) => {
+        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        await runProxy(args as never, logger);
+      },
+    )
+    .command(
+      'sandbox',
+      'run a local emulator of the SSM API, the message gateway and the agent',
+      (y) =>
+        y
+          .option('port', { type: 'number', default: 0, describe: 'port to listen on (0 picks a free one)' })
+          .option('host', { type: 'string', default: '127.0.0.1' })
+          .option('config', { type: 'string', describe: 'JSON file with targets and documents' })
+          .option('pacing', { type: 'boolean', default: false, describe: 'pace the agent like the official one (1 KiB per 1 ms)' })
+          .option('seed', { type: 'number', default: 1, describe: 'seed for fault injection' })
+          .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+          .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
+      async (args) => {
+        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        await runSandbox(args as never, logger);
+      },
+    )
+    .demandCommand(1, 'name a command: forward, proxy or sandbox')
+    .strict()
+    .help()
+    .version()
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${msg} (see ssm-bridge --help)`);
+    });
+  try {
+    const parsed = await parser.parseAsync();
+    debug = ['debug', 'trace'].includes(String(parsed.logLevel));
+  } catch (err) {
+    fail(err, debug);
+  }
+}
+
+main(hideBin(process.argv)).catch((err: unknown) => fail(err, false));

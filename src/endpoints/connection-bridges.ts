@@ -1,0 +1,116 @@
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { FlagValue } from '../protocol/index.js';
+import type { BridgeSession } from '../session/index.js';
+import type { SmuxStream } from '../smux/index.js';
+
+/** Byte counters shared by a forwarder's connections. */
+export interface TrafficCounters {
+  connectionsOpened: number;
+  connectionsActive: number;
+  bytesToRemote: number;
+  bytesFromRemote: number;
+}
+
+export function newTrafficCounters(): TrafficCounters {
+  return { connectionsOpened: 0, connectionsActive: 0, bytesToRemote: 0, bytesFromRemote: 0 };
+}
+
+/**
+ * Join a local socket to one smux stream. A local half-close does not FIN the stream (v1 has no
+ * half-close: the agent would close the destination outright, losing the reply); the stream is FINed
+ * when the local socket closes. A remote FIN ends the local socket's write side after all data.
+ */
+export function bridgeMuxConnection(socket: net.Socket, stream: SmuxStream, counters: TrafficCounters): void {
+  counters.connectionsOpened++;
+  counters.connectionsActive++;
+  socket.on('data', (chunk: Buffer) => (counters.bytesToRemote += chunk.length));
+  stream.on('data', (chunk: Buffer) => (counters.bytesFromRemote += chunk.length));
+  socket.pipe(stream);
+  stream.pipe(socket);
+  socket.on('error', () => stream.destroy());
+  stream.on('error', () => socket.destroy());
+  socket.on('close', () => {
+    counters.connectionsActive--;
+    stream.destroy();
+  });
+  stream.on('close', () => {
+    // After a remote FIN the pipe has ended our write side; otherwise the session died under us.
+    if (!socket.writableEnded) socket.destroy();
+  });
+}
+
+/**
+ * Basic port forwarding (agents up to 3.0.196.0, SPEC §7): the session carries one connection at a time.
+ * Extra connections wait their turn; when the active one closes, DisconnectToPort goes out after its bytes.
+ */
+export class BasicConnectionQueue {
+  private readonly waiting: net.Socket[] = [];
+  private active: net.Socket | undefined;
+  private readonly session: BridgeSession;
+  private readonly counters: TrafficCounters;
+
+  constructor(session: BridgeSession, counters: TrafficCounters) {
+    this.session = session;
+    this.counters = counters;
+    session.on('flag', (flag: number) => {
+      // The agent could not reach the destination: this connection cannot be served.
+      if (flag === FlagValue.ConnectToPortError) this.active?.destroy();
+    });
+  }
+
+  add(socket: net.Socket): void {
+    socket.pause();
+    socket.on('error', () => socket.destroy());
+    this.waiting.push(socket);
+    socket.once('close', () => {
+      const i = this.waiting.indexOf(socket);
+      if (i >= 0) this.waiting.splice(i, 1);
+    });
+    this.next();
+  }
+
+  closeAll(): void {
+    for (const s of this.waiting.splice(0)) s.destroy();
+    this.active?.destroy();
+  }
+
+  private next(): void {
+    if (this.active !== undefined || this.session.isClosed) return;
+    const socket = this.waiting.shift();
+    if (socket === undefined) return;
+    this.active = socket;
+    this.counters.connectionsOpened++;
+    this.counters.connectionsActive++;
+    const data: Duplex = this.session.data;
+    const onRemoteData = (chunk: Buffer): void => {
+      this.counters.bytesFromRemote += chunk.length;
+      if (!socket.write(chunk)) {
+        data.pause();
+        socket.once('drain', () => data.resume());
+      }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      this.counters.bytesToRemote += chunk.length;
+      if (!data.write(chunk)) {
+        socket.pause();
+        data.once('drain', () => socket.resume());
+      }
+    });
+    data.on('data', onRemoteData);
+    data.resume();
+    socket.resume();
+    socket.once('close', () => {
+      data.off('data', onRemoteData);
+      data.pause();
+      this.counters.connectionsActive--;
+      // An empty write's callback runs once every earlier byte has become a channel message,
+      // so the flag is sequenced after them.
+      data.write(Buffer.alloc(0), () => {
+        if (!this.session.isClosed) this.session.sendFlag(FlagValue.DisconnectToPort);
+        this.active = undefined;
+        this.next();
+      });
+    });
+  }
+}

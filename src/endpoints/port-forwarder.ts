@@ -1,0 +1,177 @@
+import { EventEmitter } from 'node:events';
+import type net from 'node:net';
+import { BridgeError, ErrorCode } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { FlagValue } from '../protocol/index.js';
+import { BridgeSession, compareVersions, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
+import { SmuxSession } from '../smux/index.js';
+import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
+import { describeEndpoint, listenLocal, type LocalEndpoint, type LocalListener } from './local-listener.js';
+
+export interface PortForwardOptions {
+  api: SsmApi;
+  target: string;
+  /** Port on the node, or on `remoteHost` beyond it. Ignored when `documentName` is given. */
+  remotePort?: number;
+  remoteHost?: string;
+  /** Any Port document; its `parameters` are passed as they are. */
+  documentName?: string;
+  parameters?: Record<string, string[]>;
+  reason?: string;
+  local: LocalEndpoint;
+  logger?: Logger;
+  session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
+}
+
+/** Agents before this run smux keep-alive whatever the client reports (SPEC §7). */
+const FIRST_AGENT_WITH_KEEPALIVE_OPT_OUT = '3.1.1511.0';
+const SMUX_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 30_000 };
+
+/** The StartSession input for a forward (SPEC §1 port documents). */
+export function forwardStartInput(options: PortForwardOptions, localPort: number): StartSessionInput {
+  if (options.documentName) {
+    return { target: options.target, documentName: options.documentName, ...(options.parameters ? { parameters: options.parameters } : {}), ...(options.reason ? { reason: options.reason } : {}) };
+  }
+  if (options.remotePort === undefined) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, 'a remote port is required (--remote-port)');
+  const parameters: Record<string, string[]> = { portNumber: [String(options.remotePort)], localPortNumber: [String(localPort)] };
+  if (options.remoteHost) parameters.host = [options.remoteHost];
+  return {
+    target: options.target,
+    documentName: options.remoteHost ? 'AWS-StartPortForwardingSessionToRemoteHost' : 'AWS-StartPortForwardingSession',
+    parameters,
+    ...(options.reason ? { reason: options.reason } : {}),
+  };
+}
+
+/**
+ * `forward`: a local listener whose connections travel over one session — multiplexed with smux when the
+ * agent supports it, one at a time otherwise. Events: `status` (SessionStatus), `listening` (endpoint).
+ */
+export class PortForwarder extends EventEmitter {
+  readonly session: BridgeSession;
+  readonly listener: LocalListener;
+  readonly counters: TrafficCounters;
+  private readonly logger: Logger;
+  private readonly sockets = new Set<net.Socket>();
+  private smux: SmuxSession | undefined;
+  private basic: BasicConnectionQueue | undefined;
+  private closing = false;
+
+  /**
+   * Bind first (a port in use fails before any session exists), then start the session, then serve.
+   * Connections that arrive meanwhile wait.
+   */
+  static async start(options: PortForwardOptions, onStatus?: (status: SessionStatus) => void): Promise<PortForwarder> {
+    const pending: net.Socket[] = [];
+    let forwarder: PortForwarder | undefined;
+    const listener = await listenLocal(options.local, (socket) => {
+      if (forwarder) forwarder.accept(socket);
+      else pending.push(socket);
+    });
+    const localPort = listener.endpoint.kind === 'tcp' ? listener.endpoint.port : 0;
+    let session: BridgeSession;
+    try {
+      session = await BridgeSession.start({
+        ...options.session,
+        api: options.api,
+        start: forwardStartInput(options, localPort),
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+    } catch (err) {
+      for (const s of pending) s.destroy();
+      await listener.close();
+      throw err;
+    }
+    if (session.handshake.properties.type !== 'LocalPortForwarding') {
+      await session.terminate();
+      await listener.close();
+      throw new BridgeError(ErrorCode.INVALID_DOCUMENT, `the document gives a ${session.handshake.properties.type ? `'${session.handshake.properties.type}'` : 'stream-mode (SSH-style)'} session; forward needs a port-forwarding document (type LocalPortForwarding) — use \`ssm-bridge proxy\` for stream sessions`);
+    }
+    forwarder = new PortForwarder(session, listener, options.logger ?? silentLogger, onStatus);
+    for (const s of pending.splice(0)) forwarder.accept(s);
+    return forwarder;
+  }
+
+  private constructor(session: BridgeSession, listener: LocalListener, logger: Logger, onStatus?: (status: SessionStatus) => void) {
+    super();
+    this.session = session;
+    this.listener = listener;
+    this.logger = logger;
+    this.counters = newTrafficCounters();
+    if (onStatus) session.on('status', onStatus);
+    session.on('status', (status: SessionStatus) => this.emit('status', status));
+    session.on('flag', (flag: number) => {
+      if (flag === FlagValue.ConnectToPortError) {
+        this.logger.warn({ target: session.sessionId }, 'the agent could not connect to the destination port; that connection was closed (is the service on the remote port running?)');
+        this.emit('connect-error');
+      }
+    });
+    if (session.multiplexed) {
+      const keepAlive = compareVersions(session.handshake.agentVersion, FIRST_AGENT_WITH_KEEPALIVE_OPT_OUT) < 0 ? SMUX_KEEPALIVE : false;
+      this.smux = new SmuxSession(session.data, { role: 'client', keepAlive });
+      this.smux.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'smux error'));
+      this.smux.on('close', () => {
+        if (!this.closing && !session.isClosed) {
+          void session.terminate().then(() => undefined);
+        }
+      });
+    } else {
+      this.basic = new BasicConnectionQueue(session, this.counters);
+    }
+    void session.closed().then(() => this.shutdownLocal());
+  }
+
+  get endpoint(): LocalEndpoint {
+    return this.listener.endpoint;
+  }
+
+  get mode(): 'multiplexed' | 'basic' {
+    return this.smux ? 'multiplexed' : 'basic';
+  }
+
+  describe(): string {
+    return describeEndpoint(this.endpoint);
+  }
+
+  /** Resolves when the session ends, with the error that ended it (undefined after close()). */
+  closed(): Promise<BridgeError | undefined> {
+    return this.session.closed();
+  }
+
+  /** Terminate the session and close every local connection. */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.session.terminate();
+    await this.shutdownLocal();
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.closing || this.session.isClosed) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    if (this.smux) {
+      let stream;
+      try {
+        stream = this.smux.openStream();
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'could not open a stream');
+        socket.destroy();
+        return;
+      }
+      bridgeMuxConnection(socket, stream, this.counters);
+    } else {
+      this.basic!.add(socket);
+    }
+  }
+
+  private async shutdownLocal(): Promise<void> {
+    this.closing = true;
+    this.smux?.close();
+    this.basic?.closeAll();
+    for (const s of this.sockets) s.destroy();
+    await this.listener.close();
+  }
+}

@@ -1,0 +1,97 @@
+import type { Readable, Writable } from 'node:stream';
+import { BridgeError, ErrorCode } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
+import { SmuxSession } from '../smux/index.js';
+
+export interface StdioProxyOptions {
+  api: SsmApi;
+  target: string;
+  /** Remote port for AWS-StartSSHSession. Ignored when `documentName` is given. */
+  port?: number;
+  documentName?: string;
+  parameters?: Record<string, string[]>;
+  reason?: string;
+  /** Defaults to process.stdin / process.stdout: the only place in src/ that touches stdout. */
+  input?: Readable;
+  output?: Writable;
+  logger?: Logger;
+  session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
+  onStatus?: (status: SessionStatus) => void;
+  /** How long to wait, after input ends, for the service to acknowledge what we sent. */
+  flushTimeoutMs?: number;
+}
+
+export function proxyStartInput(options: StdioProxyOptions): StartSessionInput {
+  if (options.documentName) {
+    return { target: options.target, documentName: options.documentName, ...(options.parameters ? { parameters: options.parameters } : {}), ...(options.reason ? { reason: options.reason } : {}) };
+  }
+  return {
+    target: options.target,
+    documentName: 'AWS-StartSSHSession',
+    parameters: { portNumber: [String(options.port ?? 22)] },
+    ...(options.reason ? { reason: options.reason } : {}),
+  };
+}
+
+/** A running proxy: `done` settles when the session is over. */
+export interface StdioProxy {
+  session: BridgeSession;
+  /** Resolves undefined for a normal end (input closed, or the remote side closed); rejects never. */
+  done: Promise<BridgeError | undefined>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `proxy`: stdin/stdout bridged onto one session (SSH ProxyCommand). Stream sessions carry the bytes as
+ * they are; a port-forwarding document works too (one smux stream, or basic mode).
+ */
+export async function startStdioProxy(options: StdioProxyOptions): Promise<StdioProxy> {
+  const logger = options.logger ?? silentLogger;
+  const input = options.input ?? process.stdin;
+  const output = options.output ?? process.stdout;
+  const session = await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger });
+  if (options.onStatus) session.on('status', options.onStatus);
+
+  let remote = session.data;
+  let smux: SmuxSession | undefined;
+  if (session.multiplexed) {
+    smux = new SmuxSession(session.data, { role: 'client', keepAlive: false });
+    remote = smux.openStream();
+  }
+
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    input.unpipe(remote);
+    // Everything read from stdin becomes messages, then the service acknowledges it, then we terminate.
+    await new Promise<void>((resolve) => remote.write(Buffer.alloc(0), () => resolve()));
+    smux?.close();
+    await session.terminate(options.flushTimeoutMs ?? 30_000);
+  };
+
+  input.pipe(remote, { end: false });
+  remote.pipe(output, { end: false });
+  input.once('end', () => void stop());
+  remote.once('end', () => {
+    // The remote side closed (stream mode: the agent's connection ended). Nothing more will come.
+    void session.terminate(options.flushTimeoutMs ?? 30_000);
+  });
+
+  const done = session.closed().then((err) => {
+    input.unpipe(remote);
+    remote.unpipe(output);
+    if (input !== process.stdin) return classify(err);
+    // stdin may keep the event loop alive; we are done reading.
+    process.stdin.pause();
+    return classify(err);
+  });
+  return { session, done, stop };
+
+  function classify(err: BridgeError | undefined): BridgeError | undefined {
+    // In stream mode the service ends the session when the remote connection closes: a normal end.
+    if (err?.code === ErrorCode.SESSION_TERMINATED && (stopping || remote.readableEnded || session.handshake.properties.type === undefined)) return undefined;
+    return err;
+  }
+}
