@@ -1,0 +1,113 @@
+import http from 'node:http';
+import type net from 'node:net';
+import { silentLogger, type Logger } from '../logger.js';
+import { createApiHandler } from './api/index.js';
+import { loadSandboxConfig, type SandboxConfig } from './config.js';
+import { createControlHandler, FaultState } from './faults/index.js';
+import { Gateway, type GatewaySessionInfo, type GatewaySessionStore, type SessionTraffic } from './gateway/gateway.js';
+import { SessionRegistry } from './registry.js';
+
+export interface SandboxOptions {
+  /** Loopback by default; the sandbox has no authentication worth the name. */
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  config: SandboxConfig | unknown;
+  /** Pace the agent like the official one: 1 KiB messages, 1 ms apart, one resend per 100 ms. */
+  pacing?: boolean;
+  /** Seed for fault-injection decisions. */
+  seed?: number;
+  /** Shorter smux keep-alive timing for tests (the agent's is 10 s / 30 s). */
+  smuxKeepAlive?: { intervalMs: number; timeoutMs: number };
+  logger?: Logger;
+}
+
+export interface Sandbox {
+  /** http://host:port — the SSM API endpoint, the gateway and the control API share it. */
+  endpoint: string;
+  port: number;
+  registry: SessionRegistry;
+  faults: FaultState;
+  gateway: Gateway;
+  config: SandboxConfig;
+  /** Counters of a live session's data channel. */
+  traffic(sessionId: string): SessionTraffic | undefined;
+  close(): Promise<void>;
+}
+
+/** Start the SSM API, the gateway and the agents on one HTTP server. */
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const logger = options.logger ?? silentLogger;
+  const config = loadSandboxConfig(options.config);
+  const registry = new SessionRegistry(config);
+  const faults = new FaultState(options.seed ?? 1);
+  const store: GatewaySessionStore = {
+    authorize(sessionId, token): GatewaySessionInfo | undefined {
+      const record = registry.checkToken(sessionId, token);
+      if (!record) return undefined;
+      return {
+        sessionId: record.sessionId,
+        targetId: record.targetId,
+        agentVersion: record.target.agentVersion,
+        properties: record.properties,
+        resolveDestination: (host, port) => registry.resolveDestination(record, host, port),
+      };
+    },
+    exists: (sessionId) => registry.get(sessionId) !== undefined,
+    connected: (sessionId) => registry.markConnected(sessionId),
+    disconnected: (sessionId) => registry.markDisconnected(sessionId),
+    ended: (sessionId, reason) => registry.terminate(sessionId, reason),
+  };
+  const gateway = new Gateway({
+    store,
+    faults: () => faults.settings,
+    takeCorruption: () => faults.takeCorruption(),
+    random: () => faults.random(),
+    ...(options.pacing ? { pacing: true } : {}),
+    ...(options.smuxKeepAlive ? { smuxKeepAlive: options.smuxKeepAlive } : {}),
+    logger,
+  });
+  registry.on('terminated', (record: { sessionId: string; terminatedReason?: string }) => gateway.terminate(record.sessionId, record.terminatedReason ?? ''));
+  faults.on('dropRequested', (sessionId: string) => gateway.drop(sessionId));
+
+  const api = createApiHandler(registry, faults, config, logger);
+  const control = createControlHandler(registry, faults, { traffic: (id: string) => gateway.traffic(id) });
+  const server = http.createServer((req, res) => {
+    if ((req.url ?? '').startsWith('/_sandbox/')) control(req, res);
+    else api(req, res);
+  });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (!gateway.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as net.AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    endpoint: `http://${hostForUrl}:${address.port}`,
+    port: address.port,
+    registry,
+    faults,
+    gateway,
+    config,
+    traffic: (id) => gateway.traffic(id),
+    close: async () => {
+      gateway.close();
+      registry.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+    },
+  };
+}

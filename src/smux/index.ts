@@ -1,0 +1,3 @@
+export * from './frame.js';
+export * from './stream.js';
+export * from './session.js';
