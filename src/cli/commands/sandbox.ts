@@ -1,0 +1,44 @@
+import type { Logger as PinoLogger } from 'pino';
+import { DEMO_OLD_AGENT_TARGET, DEMO_TARGET, startDemoServices, startSandbox, type DemoServices } from '../../sandbox/index.js';
+import { onStopSignals } from './common.js';
+
+export interface SandboxArgs {
+  port: number;
+  host: string;
+  config?: string;
+  pacing: boolean;
+  seed: number;
+}
+
+/** `ssm-bridge sandbox`: the emulator in the foreground, with the demo target unless a config is given. */
+export async function runSandbox(args: SandboxArgs, logger: PinoLogger): Promise<void> {
+  let demo: DemoServices | undefined;
+  let config: unknown = args.config;
+  if (config === undefined) {
+    demo = await startDemoServices();
+    config = demo.config;
+  }
+  const sandbox = await startSandbox({ host: args.host, port: args.port, config, pacing: args.pacing, seed: args.seed, logger });
+  const targets = Object.keys(sandbox.config.targets);
+  const example = demo ? `${DEMO_TARGET} --remote-port 80` : `${targets[0] ?? '<target>'} --remote-port <port>`;
+  process.stderr.write(
+    [
+      `ssm-bridge sandbox listening on ${sandbox.endpoint}`,
+      `targets: ${targets.join(', ')}${demo ? `  (${DEMO_TARGET}: port 80 a web page, port 7 echo; ${DEMO_OLD_AGENT_TARGET}: the same on an old agent)` : ''}`,
+      '',
+      'In another shell:',
+      `  export AWS_ACCESS_KEY_ID=AKIDSANDBOX AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=${sandbox.config.region}`,
+      `  ssm-bridge forward ${example} --endpoint-url ${sandbox.endpoint}`,
+      '',
+      `Faults: curl -X POST ${sandbox.endpoint}/_sandbox/faults -d '{"dropRate":0.01}'   sessions: curl ${sandbox.endpoint}/_sandbox/sessions`,
+      'Ctrl-C stops.',
+      '',
+    ].join('\n'),
+  );
+  logger.info({ event: 'sandbox-listening', endpoint: sandbox.endpoint, port: sandbox.port }, 'sandbox listening');
+  onStopSignals(async () => {
+    await sandbox.close();
+    await demo?.close();
+  }, ['SIGINT', 'SIGTERM']);
+  await new Promise<never>(() => {});
+}
