@@ -8,6 +8,9 @@ import { runForward } from './commands/forward.js';
 import { runProxy } from './commands/proxy.js';
 import { runSandbox } from './commands/sandbox.js';
 
+// The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface GlobalOptions {
   region?: string | undefined;
   profile?: string | undefined;

@@ -197,6 +197,11 @@ export class BridgeSession extends EventEmitter {
   };
 
   private readonly onChannelClosed = (closed: ChannelClosed): void => {
+    // We asked for the end (terminate()): the service confirming it is not an error.
+    if (this.state === 'closing') {
+      this.finish(undefined);
+      return;
+    }
     const reason = closed.Output ? `: ${closed.Output}` : '';
     this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was closed by the service${reason}`));
   };
