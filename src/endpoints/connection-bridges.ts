@@ -16,21 +16,38 @@ export function newTrafficCounters(): TrafficCounters {
   return { connectionsOpened: 0, connectionsActive: 0, bytesToRemote: 0, bytesFromRemote: 0 };
 }
 
+/** After a local FIN, how long the remote side may stay silent before we close the stream ourselves. */
+export const DEFAULT_HALF_CLOSE_LINGER_MS = 10_000;
+
 /**
- * Join a local socket to one smux stream. A local half-close does not FIN the stream (v1 has no
- * half-close: the agent would close the destination outright, losing the reply); the stream is FINed
- * when the local socket closes. A remote FIN ends the local socket's write side after all data.
+ * Join a local socket to one smux stream.
+ *
+ * smux v1 has no half-close, and the agent answers a FIN by closing the destination connection outright
+ * (the reply in flight is lost). A local FIN cannot tell a half-close from a full close, so on local EOF we
+ * keep the stream open while the remote side keeps talking, and FIN it when the remote side ends, or after
+ * `lingerMs` of remote silence (so connections whose server never closes do not leak).
  */
-export function bridgeMuxConnection(socket: net.Socket, stream: SmuxStream, counters: TrafficCounters): void {
+export function bridgeMuxConnection(socket: net.Socket, stream: SmuxStream, counters: TrafficCounters, lingerMs = DEFAULT_HALF_CLOSE_LINGER_MS): void {
   counters.connectionsOpened++;
   counters.connectionsActive++;
+  let linger: NodeJS.Timeout | undefined;
+  const armLinger = (): void => {
+    if (linger) clearTimeout(linger);
+    linger = setTimeout(() => socket.destroy(), lingerMs);
+    linger.unref();
+  };
   socket.on('data', (chunk: Buffer) => (counters.bytesToRemote += chunk.length));
-  stream.on('data', (chunk: Buffer) => (counters.bytesFromRemote += chunk.length));
+  stream.on('data', (chunk: Buffer) => {
+    counters.bytesFromRemote += chunk.length;
+    if (linger) armLinger();
+  });
+  socket.once('end', armLinger);
   socket.pipe(stream);
   stream.pipe(socket);
   socket.on('error', () => stream.destroy());
   stream.on('error', () => socket.destroy());
   socket.on('close', () => {
+    if (linger) clearTimeout(linger);
     counters.connectionsActive--;
     stream.destroy();
   });
@@ -100,6 +117,8 @@ export class BasicConnectionQueue {
     data.on('data', onRemoteData);
     data.resume();
     socket.resume();
+    // Basic mode cannot carry a half-close at all: a local FIN ends this connection.
+    socket.once('end', () => socket.end());
     socket.once('close', () => {
       data.off('data', onRemoteData);
       data.pause();
