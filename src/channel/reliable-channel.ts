@@ -112,7 +112,8 @@ export class ReliableChannel extends EventEmitter {
   private publicationPaused = false;
   private resendTimer: NodeJS.Timeout | undefined;
   private resendTimerDueMs = Infinity;
-  private pendingWriteCallback: ((err?: Error | null) => void) | undefined;
+  /** A `data` write not yet cut into messages in full: the buffer was at maxBufferedMessages. */
+  private pendingWrite: { data: Buffer; offset: number; cb: (err?: Error | null) => void } | undefined;
 
   private expectedSequence = 0;
   private readonly reorderBuffer = new Map<number, AgentMessage>();
@@ -220,6 +221,12 @@ export class ReliableChannel extends EventEmitter {
    */
   sendStreamMessage(payloadType: number, payload: Buffer): number {
     if (this.state === 'closed') throw new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed');
+    const sequenceNumber = this.enqueue(payloadType, payload);
+    this.flush();
+    return sequenceNumber;
+  }
+
+  private enqueue(payloadType: number, payload: Buffer): number {
     const sequenceNumber = this.nextSendSequence++;
     const frame = encodeAgentMessage({
       messageType: this.outgoingType,
@@ -233,7 +240,6 @@ export class ReliableChannel extends EventEmitter {
       payload,
     });
     this.sendQueue.push({ sequenceNumber, frame, payloadBytes: payload.length, sentAtMs: 0, deadlineMs: 0, transmissions: 0 });
-    this.flush();
     return sequenceNumber;
   }
 
@@ -248,9 +254,9 @@ export class ReliableChannel extends EventEmitter {
     this.sendQueue.length = 0;
     this.sendQueueHead = 0;
     this.inFlight.clear();
-    const cb = this.pendingWriteCallback;
-    this.pendingWriteCallback = undefined;
-    cb?.(error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed'));
+    const write = this.pendingWrite;
+    this.pendingWrite = undefined;
+    write?.cb(error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed'));
     if (error) this.data.destroy(error);
     else if (!this.data.readableEnded) this.data.push(null);
     this.emit('close', error);
@@ -265,27 +271,48 @@ export class ReliableChannel extends EventEmitter {
     }
     // Coalesce small writes (keystrokes, writev batches) into full messages.
     const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-    for (let offset = 0; offset < data.length; offset += this.maxPayloadBytes) {
-      this.sendStreamMessage(PayloadType.Output, data.subarray(offset, offset + this.maxPayloadBytes));
-    }
-    if (this.bufferedMessages >= this.maxBuffered) this.pendingWriteCallback = cb;
-    else cb();
+    this.pendingWrite = { data, offset: 0, cb };
+    this.fillFromWriter();
   }
 
-  private releaseWriter(): void {
-    if (this.pendingWriteCallback && this.bufferedMessages < this.maxBuffered) {
-      const cb = this.pendingWriteCallback;
-      this.pendingWriteCallback = undefined;
-      cb();
+  /**
+   * Cut the pending write into messages while fewer than maxBufferedMessages are held, so a large write
+   * never overshoots the budget; its callback runs (and the writer may continue) once all of it is queued.
+   */
+  private fillFromWriter(): void {
+    const write = this.pendingWrite;
+    if (write === undefined) return;
+    let room = this.maxBuffered - this.bufferedMessages;
+    const queuedBefore = write.offset;
+    while (write.offset < write.data.length && room > 0) {
+      const end = Math.min(write.offset + this.maxPayloadBytes, write.data.length);
+      this.enqueue(PayloadType.Output, write.data.subarray(write.offset, end));
+      write.offset = end;
+      room--;
+    }
+    if (write.offset !== queuedBefore) this.flush();
+    if (write.offset >= write.data.length && this.pendingWrite === write) {
+      this.pendingWrite = undefined;
+      write.cb();
     }
   }
 
-  /** Transmit queued messages while the window, the transport and the service allow. */
+  /**
+   * Transmit queued messages while the window, the transport and the service allow.
+   *
+   * The window spans sequence numbers, not a count: nothing is sent beyond the oldest unacknowledged message
+   * + maxInFlightMessages. Counting only unacked messages let the span grow without bound behind one lost
+   * message, past the peer's reorder buffer, which then dropped everything new unacknowledged, and each of
+   * those waited out an exponential backoff (16 MiB at 3% loss: 3 s → 9–15 s).
+   */
   private flush(): void {
     if (this.state !== 'attached' || this.publicationPaused || this.transportFull) return;
     const now = Date.now();
-    while (this.sendQueueHead < this.sendQueue.length && this.inFlight.size < this.maxInFlight && !this.transportFull) {
+    while (this.sendQueueHead < this.sendQueue.length && !this.transportFull) {
       const msg = this.sendQueue[this.sendQueueHead]!;
+      // Map iteration follows insertion, i.e. sequence order: the first key is the oldest unacknowledged.
+      const oldest = this.inFlight.size === 0 ? msg.sequenceNumber : (this.inFlight.keys().next().value as number);
+      if (msg.sequenceNumber - oldest >= this.maxInFlight) break;
       this.sendQueue[this.sendQueueHead] = undefined as unknown as OutboundMessage;
       this.sendQueueHead++;
       this.inFlight.set(msg.sequenceNumber, msg);
@@ -347,7 +374,9 @@ export class ReliableChannel extends EventEmitter {
       if (msg.deadlineMs < nextDue) nextDue = msg.deadlineMs;
     }
     if (this.resendPolicy === 'oldest-per-tick' && nextDue < now + this.resendTickMs) nextDue = now + this.resendTickMs;
-    if (nextDue !== Infinity && !this.transportFull) this.armResendTimer(nextDue);
+    // While the transport is full or the service paused us, nothing can be resent: a timer would only spin
+    // (an overdue deadline re-arms at 1 ms). 'drain' and start_publication call back in here.
+    if (nextDue !== Infinity && !this.transportFull && !this.publicationPaused) this.armResendTimer(nextDue);
   }
 
   private readonly onTransportDrain = (): void => {
@@ -425,7 +454,7 @@ export class ReliableChannel extends EventEmitter {
     this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
     if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
     this.flush();
-    this.releaseWriter();
+    this.fillFromWriter();
   }
 
   private onStreamMessage(msg: AgentMessage): void {

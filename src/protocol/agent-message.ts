@@ -135,14 +135,27 @@ function writeInt64(buf: Buffer, value: number, offset: number): void {
   buf.writeUInt32BE(value - high * TWO_POW_32, offset + 4);
 }
 
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Hex digit values by char code (-1: not a hex digit). */
+const HEX_VALUES = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) HEX_VALUES[0x30 + i] = i;
+for (let i = 0; i < 6; i++) HEX_VALUES[0x41 + i] = HEX_VALUES[0x61 + i] = 10 + i;
+/** Where each of the UUID's 16 bytes starts in its 36-character string form. */
+const UUID_BYTE_POSITIONS = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
 
-/** The wire puts the UUID's bytes 8–15 first, then bytes 0–7 (SPEC §3). */
+/**
+ * The wire puts the UUID's bytes 8–15 first, then bytes 0–7 (SPEC §3). Hot path (every message): a table
+ * lookup per digit instead of a regex, a replace and two hex writes.
+ */
 function writeMessageId(buf: Buffer, uuid: string, offset: number): void {
-  if (!UUID_PATTERN.test(uuid)) throw new ProtocolError('messageId', `${JSON.stringify(uuid)} is not a UUID`);
-  const hex = uuid.replace(/-/g, '');
-  buf.write(hex.slice(16), offset, 8, 'hex');
-  buf.write(hex.slice(0, 16), offset + 8, 8, 'hex');
+  let invalid = uuid.length !== 36 || uuid[8] !== '-' || uuid[13] !== '-' || uuid[18] !== '-' || uuid[23] !== '-';
+  for (let i = 0; i < 16 && !invalid; i++) {
+    const pos = UUID_BYTE_POSITIONS[i]!;
+    const high = HEX_VALUES[uuid.charCodeAt(pos)] ?? -1;
+    const low = HEX_VALUES[uuid.charCodeAt(pos + 1)] ?? -1;
+    if (high < 0 || low < 0) invalid = true;
+    buf[offset + ((i + 8) & 15)] = (high << 4) | low;
+  }
+  if (invalid) throw new ProtocolError('messageId', `${JSON.stringify(uuid)} is not a UUID`);
 }
 
 function readMessageId(buf: Buffer, offset: number): string {

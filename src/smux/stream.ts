@@ -1,80 +1,165 @@
 import { Duplex } from 'node:stream';
+import { BridgeError, ErrorCode } from '../errors.js';
 
-/** What a stream needs from its session. */
-export interface SmuxStreamOwner {
-  writeData(streamId: number, data: Buffer, cb: (err?: Error | null) => void): void;
+/**
+ * What a stream needs from its session. Implemented by SmuxSession; not part of the public API.
+ * @internal
+ */
+export interface SmuxStreamHost {
+  /** True while frames can still be sent (the session is open or closing). */
+  canSend(): boolean;
+  /** Queue PSH frames for `data` (split as needed); call `callback` once the carrier took them without backpressure. */
+  sendData(streamId: number, data: Buffer, callback: (err?: Error | null) => void): void;
+  /** Queue a FIN frame. */
   sendFin(streamId: number): void;
-  streamReadRequested(): void;
-  streamClosed(streamId: number): void;
+  /** `bytes` left the stream's queue for its readable side: return them to the session budget. */
+  releaseReceiveBytes(bytes: number): void;
+  /** The stream is gone: forget its id and any budget it held. */
+  streamDestroyed(stream: SmuxStream): void;
 }
 
 /**
- * One smux stream as a Duplex.
+ * One smux v1 stream as a Duplex. Created by {@link SmuxSession.openStream} or delivered by the session's
+ * `stream` event; never constructed directly.
  *
- * v1 has no half-close (SPEC §7): a FIN means the sender is done with the whole stream, and the agent answers
- * a FIN by closing its destination connection. So ending our writable side does not send FIN; FIN goes out
- * when the stream is destroyed, which autoDestroy does once both sides are done (after a remote FIN and our
- * end()), or the owner does when its local connection closes. Writes after a remote FIN are discarded: the
- * peer would drop them anyway (xtaci/smux answers them with EOF).
+ * FIN rules (SPEC §7: v1 has no half-close, and the agent answers a FIN by closing its destination connection
+ * outright, reply and all):
+ * - `end()` on the writable side sends no FIN; it only finishes the writable side.
+ * - FIN goes out, once, when the stream is destroyed: by `destroy()`, or by autoDestroy once the readable side
+ *   ended (the peer's FIN, after all its data was read) and the writable side finished.
+ * - After the peer's FIN, local writes are discarded without an error (counted in `bytesDiscarded`). The peer
+ *   has closed the stream and would drop them (xtaci/smux answers them with EOF); failing the write instead
+ *   would make `pipeline()` destroy the local socket, and with it the reply still queued toward the local app.
  */
 export class SmuxStream extends Duplex {
+  /** The smux stream id: odd when the client opened it (3, 5, …), even when the server did (2, 4, …). */
   readonly streamId: number;
-  private readonly owner: SmuxStreamOwner;
-  private finSent = false;
-  private remoteFin = false;
+  /** Bytes written after the peer's FIN, dropped on purpose (see the class comment). */
+  bytesDiscarded = 0;
 
-  constructor(owner: SmuxStreamOwner, streamId: number) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
-    this.owner = owner;
+  readonly #host: SmuxStreamHost;
+  /**
+   * Data from the peer not yet handed to the readable side: it counts against the session's receive budget
+   * until `_read` asks for it, so a reader that stops reading makes the session stop reading the carrier.
+   */
+  #queue: Buffer[] = [];
+  #queueHead = 0;
+  #queuedBytes = 0;
+  /** The readable side asked for data and push() has not said stop since. */
+  #wantRead = false;
+  #remoteFin = false;
+  #endPushed = false;
+  #finSent = false;
+
+  /** @internal */
+  constructor(host: SmuxStreamHost, streamId: number) {
+    // allowHalfOpen: the peer's FIN must not end our writable side (nor send our FIN) by itself.
+    super({ allowHalfOpen: true });
+    this.#host = host;
     this.streamId = streamId;
   }
 
   /** True once the peer sent FIN. */
   get remoteEnded(): boolean {
-    return this.remoteFin;
+    return this.#remoteFin;
   }
 
-  /** Session → stream: data from the peer. */
-  receive(data: Buffer): void {
-    if (this.remoteFin || this.destroyed) return;
-    this.push(data);
+  /** Peer data held for this stream and not yet handed to the readable side. */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
-  /** Session → stream: the peer sent FIN. */
+  /**
+   * Session → stream: PSH data from the peer. Returns the bytes the session must charge to its receive
+   * budget (0 when the data went straight to the readable side or was dropped).
+   * @internal
+   */
+  receiveData(data: Buffer): number {
+    if (this.#remoteFin || this.destroyed) return 0;
+    if (this.#wantRead && this.#queuedBytes === 0) {
+      this.#wantRead = this.push(data);
+      return 0;
+    }
+    this.#queue.push(data);
+    this.#queuedBytes += data.length;
+    return data.length;
+  }
+
+  /** Session → stream: the peer sent FIN. The readable side ends after the data already received. @internal */
   receiveFin(): void {
-    if (this.remoteFin) return;
-    this.remoteFin = true;
-    this.push(null);
+    if (this.#remoteFin) return;
+    this.#remoteFin = true;
+    this.#flushQueue();
+  }
+
+  /** Session → stream: the session is gone, so no FIN can be sent. @internal */
+  abandon(err: Error | undefined): void {
+    this.#finSent = true;
+    this.destroy(err);
   }
 
   override _read(): void {
-    this.owner.streamReadRequested();
+    this.#wantRead = true;
+    this.#flushQueue();
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.remoteFin || this.finSent) {
-      cb();
+  #flushQueue(): void {
+    let released = 0;
+    while (this.#wantRead && this.#queueHead < this.#queue.length && !this.destroyed) {
+      const chunk = this.#queue[this.#queueHead]!;
+      this.#queue[this.#queueHead++] = undefined as unknown as Buffer;
+      this.#queuedBytes -= chunk.length;
+      released += chunk.length;
+      this.#wantRead = this.push(chunk);
+    }
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue = [];
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024 && this.#queueHead * 2 > this.#queue.length) {
+      // Compact now and then so a long queue of small frames does not grow without bound.
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+    if (released > 0) this.#host.releaseReceiveBytes(released);
+    if (this.#remoteFin && this.#queuedBytes === 0 && !this.#endPushed && !this.destroyed) {
+      this.#endPushed = true;
+      this.push(null);
+    }
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.#remoteFin) {
+      this.bytesDiscarded += chunk.length;
+      callback();
       return;
     }
-    this.owner.writeData(this.streamId, chunk, cb);
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.finSent) {
-      this.finSent = true;
-      this.owner.sendFin(this.streamId);
+    if (!this.#host.canSend()) {
+      callback(new BridgeError(ErrorCode.CHANNEL_CLOSED, `smux stream ${this.streamId}: the session is closed; open a new session`));
+      return;
     }
-    this.owner.streamClosed(this.streamId);
-    cb(err);
+    if (chunk.length === 0) {
+      callback();
+      return;
+    }
+    this.#host.sendData(this.streamId, chunk, callback);
   }
 
-  /** Session closing: no FIN, the carrier is gone. */
-  abandon(err?: Error): void {
-    this.finSent = true;
-    this.destroy(err);
+  override _final(callback: (err?: Error | null) => void): void {
+    // Deliberately no FIN here: see the class comment.
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    if (!this.#finSent) {
+      this.#finSent = true;
+      if (this.#host.canSend()) this.#host.sendFin(this.streamId);
+    }
+    const held = this.#queuedBytes;
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#queuedBytes = 0;
+    if (held > 0) this.#host.releaseReceiveBytes(held);
+    this.#host.streamDestroyed(this);
+    callback(err);
   }
 }

@@ -212,9 +212,8 @@ describe('forward errors: one line, a documented exit code, no stack trace', () 
 
   it('missing credentials', async () => {
     const home = mkdtempSync(join(tmpdir(), 'ssm-bridge-home-'));
-    const noCreds = { ...sandboxEnv(), HOME: home, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none') };
-    delete noCreds.AWS_ACCESS_KEY_ID;
-    delete noCreds.AWS_SECRET_ACCESS_KEY;
+    const { AWS_ACCESS_KEY_ID: _id, AWS_SECRET_ACCESS_KEY: _secret, ...rest } = sandboxEnv();
+    const noCreds: NodeJS.ProcessEnv = { ...rest, HOME: home, AWS_CONFIG_FILE: join(home, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(home, 'none') };
     await expectFailure([TARGET, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint], 4, /credentials/i, noCreds);
   });
 });

@@ -1,0 +1,102 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { PayloadType, type AgentMessage } from '../../src/protocol/index.js';
+import { readHashed, writeRandom } from '../helpers/byte-streams.js';
+import { startChannelPair, waitFor, type ChannelPair } from '../helpers/channel-pair.js';
+import { within } from '../helpers/servers.js';
+import { Cleanup } from '../helpers/ws-pair.js';
+
+/* Flow control and transport swaps (apart from reliable-channel.test.ts so the two heavy files run in parallel). */
+
+const MiB = 1024 * 1024;
+const cleanup = new Cleanup();
+afterEach(() => cleanup.run());
+
+async function pair(options: Parameters<typeof startChannelPair>[0] = {}): Promise<ChannelPair> {
+  const p = await startChannelPair(options);
+  cleanup.add(() => p.close());
+  return p;
+}
+
+describe('ReliableChannel flow control and transport swap', () => {
+  it('makes the writer wait while the window is full, within maxBufferedMessages and bounded memory', async () => {
+    const maxBufferedMessages = 256;
+    const p = await pair({ client: { maxInFlightMessages: 128, maxBufferedMessages } });
+    const total = 64 * MiB;
+    const memory = (): number => {
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const baseline = memory();
+    let maxBuffered = 0;
+    let maxGrowth = 0;
+    const sampler = setInterval(() => {
+      maxBuffered = Math.max(maxBuffered, p.client.bufferedMessages);
+      maxGrowth = Math.max(maxGrowth, memory() - baseline);
+    }, 2);
+    cleanup.add(() => clearInterval(sampler));
+    // The agent side never reads (no 'data' listener: `data` stays paused) until we say so.
+    p.agent.data.pause();
+    const writer = writeRandom(p.client.data, total);
+    // Stalled: no progress for 300 ms.
+    let last = -1;
+    await waitFor(
+      () => {
+        const stalled = writer.written === last;
+        last = writer.written;
+        return stalled;
+      },
+      10_000,
+      'the writer to stall',
+      300,
+    );
+    const stalledAt = writer.written;
+    expect(stalledAt).toBeLessThan(total / 2);
+    expect(writer.stalls).toBeGreaterThan(0);
+    expect(p.client.bufferedMessages).toBe(maxBufferedMessages);
+    expect(maxGrowth).toBeLessThan(64 * MiB);
+    // Now consume: everything arrives, intact.
+    const reader = readHashed(p.agent.data, total);
+    const [sentHash, gotHash] = await within(Promise.all([writer.done, reader.done]), 20_000, '64 MiB after the stall');
+    clearInterval(sampler);
+    expect(gotHash).toBe(sentHash);
+    expect(maxBuffered).toBeLessThanOrEqual(maxBufferedMessages);
+    expect(maxGrowth).toBeLessThan(64 * MiB);
+  });
+
+  it('survives a transport swap mid-transfer: every byte once, and a message sent while detached arrives', async () => {
+    const p = await pair();
+    const bytes = 16 * MiB;
+    const up = writeRandom(p.client.data, bytes);
+    const down = writeRandom(p.agent.data, bytes);
+    const upIn = readHashed(p.agent.data, bytes);
+    const downIn = readHashed(p.client.data, bytes);
+    const controlMessages: AgentMessage[] = [];
+    p.agent.on('stream-message', (msg: AgentMessage) => controlMessages.push(msg));
+
+    await waitFor(() => upIn.received >= 4 * MiB && downIn.received >= 4 * MiB, 10_000, '4 MiB each way before the cut');
+    const detached = p.bothDetached();
+    p.relay.terminateAll();
+    await detached;
+    expect(p.client.isAttached).toBe(false);
+    expect(p.agent.isAttached).toBe(false);
+
+    // The reference client loses a send made while the socket is down; ours keeps it for the next transport.
+    const payload = Buffer.from('{"sent":"while detached"}');
+    const seq = p.client.sendStreamMessage(PayloadType.HandshakeResponse, payload);
+    await new Promise((r) => setTimeout(r, 20));
+
+    await p.reconnect();
+    const [upSent, downSent, upGot, downGot] = await within(Promise.all([up.done, down.done, upIn.done, downIn.done]), 20_000, 'the rest after the swap');
+    expect(upGot).toBe(upSent);
+    expect(downGot).toBe(downSent);
+    await waitFor(() => controlMessages.length === 1 && p.client.bufferedMessages === 0 && p.agent.bufferedMessages === 0, 2000, 'the control message');
+    expect(controlMessages[0]!.sequenceNumber).toBe(seq);
+    expect(controlMessages[0]!.payloadType).toBe(PayloadType.HandshakeResponse);
+    expect(controlMessages[0]!.payload.equals(payload)).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(upIn.received).toBe(bytes);
+    expect(downIn.received).toBe(bytes);
+    expect(controlMessages).toHaveLength(1);
+    expect(p.relay.counters.connections).toBe(2);
+  });
+});
