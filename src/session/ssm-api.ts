@@ -6,6 +6,8 @@ export interface AwsOptions {
   profile?: string;
   /** e.g. the sandbox's http://127.0.0.1:PORT */
   endpointUrl?: string;
+  /** Fixed credentials (library use, tests); by default the SDK's provider chain, refreshed as they expire. */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export interface StartSessionInput {
@@ -100,7 +102,7 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
     ...(options.profile ? { profile: options.profile } : {}),
     ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
     // Re-resolved on expiry by the SDK: each ResumeSession call signs with fresh credentials.
-    credentials: fromNodeProviderChain(options.profile ? { profile: options.profile } : {}),
+    credentials: options.credentials ?? fromNodeProviderChain(options.profile ? { profile: options.profile } : {}),
     maxAttempts: 2,
   });
   return {
