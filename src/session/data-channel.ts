@@ -10,6 +10,10 @@ export interface ConnectDataChannelOptions extends WebSocketTransportOptions {
   connectTimeoutMs?: number;
 }
 
+function zeroMask(mask: Buffer): void {
+  mask.fill(0);
+}
+
 /** Host part of a stream URL, for logs: the URL itself is never logged (STYLE: logging). */
 export function describeStreamUrl(streamUrl: string): string {
   try {
@@ -25,7 +29,14 @@ export function describeStreamUrl(streamUrl: string): string {
  */
 export async function connectDataChannel(streamUrl: string, tokenValue: string, options: ConnectDataChannelOptions): Promise<WebSocketTransport> {
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
-  const ws = new WebSocket(streamUrl, { handshakeTimeout: timeoutMs, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  const ws = new WebSocket(streamUrl, {
+    handshakeTimeout: timeoutMs,
+    perMessageDeflate: false,
+    maxPayload: 64 * 1024 * 1024,
+    // Masking guards browser-era proxies from cache poisoning; inside TLS (wss) it protects nothing and costs
+    // a pass over every byte. ws skips a zero mask on both ends (see README design notes).
+    generateMask: zeroMask,
+  });
   await new Promise<void>((resolve, reject) => {
     const fail = (err: BridgeError): void => {
       cleanup();
