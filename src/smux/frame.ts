@@ -116,6 +116,9 @@ export function decodeFrame(buf: Buffer): SmuxFrame {
  * may hold many frames. A frame wholly inside one chunk is delivered as a view of that chunk; only a frame that
  * straddles chunks is copied (its header into a fixed 8-byte buffer, its data into one buffer of exact size).
  *
+ * A delivered view keeps its whole chunk alive for as long as it is held; the session's receive budget
+ * counts data bytes only, as xtaci/smux does.
+ *
  * Frames are delivered to `onFrame` in order as they complete, so the frames before a malformed one are
  * still delivered. After a ProtocolError the parser is dead: every later `push` throws the same error.
  * Error offsets count bytes from the first byte ever pushed.

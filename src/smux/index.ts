@@ -18,5 +18,6 @@ export {
   SmuxSession,
   type SmuxKeepAlive,
   type SmuxSessionOptions,
+  type SmuxSessionState,
   type SmuxSessionStats,
 } from './session.js';

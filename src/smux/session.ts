@@ -68,7 +68,7 @@ export const DEFAULT_MAX_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
  * stream can be opened. The session never ends or destroys the carrier: it belongs to the caller (the data
  * channel), and the session only detaches from it.
  */
-type SessionState = 'open' | 'closing' | 'closed';
+export type SmuxSessionState = 'open' | 'closing' | 'closed';
 
 /** A frame waiting for the carrier. `callback` is a stream's held `_write` callback. */
 interface OutboundFrame {
@@ -89,7 +89,7 @@ interface OutboundFrame {
  * Frames from every stream go through one ordered writer, so frames never interleave on the carrier.
  */
 export class SmuxSession extends EventEmitter {
-  #state: SessionState = 'open';
+  #state: SmuxSessionState = 'open';
   readonly #carrier: Duplex;
   readonly #role: 'client' | 'server';
   readonly #parser: FrameParser;
@@ -173,14 +173,16 @@ export class SmuxSession extends EventEmitter {
   }
 
   /** `open`, `closing` (inside close() only) or `closed`. */
-  get state(): SessionState {
+  get state(): SmuxSessionState {
     return this.#state;
   }
 
+  /** Which end of the session this is (decides stream id parity). */
   get role(): 'client' | 'server' {
     return this.#role;
   }
 
+  /** True once the session is closed; streams can no longer be opened. */
   get isClosed(): boolean {
     return this.#state === 'closed';
   }
@@ -228,7 +230,7 @@ export class SmuxSession extends EventEmitter {
     this.#transition('closing');
   }
 
-  #transition(to: SessionState, reason?: Error, emitError = false): void {
+  #transition(to: SmuxSessionState, reason?: Error, emitError = false): void {
     const from = this.#state;
     if (from === 'closed' || from === to) return;
     switch (to) {

@@ -30,6 +30,13 @@ export interface SmuxStreamHost {
  * - After the peer's FIN, local writes are discarded without an error (counted in `bytesDiscarded`). The peer
  *   has closed the stream and would drop them (xtaci/smux answers them with EOF); failing the write instead
  *   would make `pipeline()` destroy the local socket, and with it the reply still queued toward the local app.
+ *
+ * To send data and then FIN (what the agent does when its destination closes): `stream.end(data, () =>
+ * stream.destroy())`. Calling `destroy()` right after `write()` can drop writes still buffered in the stream.
+ *
+ * Errors: when the session dies (carrier closed, protocol error, keep-alive timeout) open streams are destroyed
+ * with that error, so listen for `error` (or use `pipeline`). A stream that already had the peer's FIN is left
+ * to deliver its data and end normally.
  */
 export class SmuxStream extends Duplex {
   /** The smux stream id: odd when the client opened it (3, 5, …), even when the server did (2, 4, …). */
@@ -141,7 +148,9 @@ export class SmuxStream extends Duplex {
       callback();
       return;
     }
-    this.#host.sendData(this.streamId, chunk, callback);
+    // A write still waiting on the carrier when the peer's FIN arrives falls under the discard rule too: if
+    // the session then dies, this stream (kept to deliver its data) must not be failed by that write.
+    this.#host.sendData(this.streamId, chunk, (err) => callback(this.#remoteFin ? null : err));
   }
 
   override _final(callback: (err?: Error | null) => void): void {

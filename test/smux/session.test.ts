@@ -126,7 +126,6 @@ describe('SmuxSession over a real TCP connection', () => {
       expect(serverReceived, `stream ${c.streamId} client → server`).toBe(clientSent);
       expect(clientReceived, `stream ${c.streamId} server → client`).toBe(serverSent);
     }
-    console.log('DEBUG16', client.stats, server.stats);
     expect(client.stats.bytesOut).toBe(16 * bytesPerStream);
     expect(server.stats.bytesIn).toBe(16 * bytesPerStream);
     expect(client.stats.bytesIn).toBe(16 * bytesPerStream);
@@ -278,7 +277,6 @@ describe('SmuxSession over a real TCP connection', () => {
         await sleep(20);
       }
     }
-    console.log('DEBUG', {written: progress.written, stalls: progress.stalls, maxBuffered, peak: server.stats.peakReceiveBufferedBytes, pauses: server.stats.carrierPauses, rl: received!.readableLength, cw: client.stats.carrierDrainWaits, wl: sending.writableLength});
     expect(progress.written).toBe(last);
     expect(progress.written).toBeLessThan(totalBytes);
     expect(progress.stalls).toBeGreaterThan(0);
@@ -482,6 +480,21 @@ describe('ordered writer over a carrier that fills up', () => {
     await carrier.completeAll();
     expect(carrier.frames()).toEqual(['SYN 3', 'PSH 3 32768', 'PSH 3 7232', 'SYN 5', 'PSH 5 6', 'FIN 5', 'FIN 3']);
     expect(session.streamCount).toBe(0);
+  });
+
+  it('fails a held write and destroys its stream with CHANNEL_CLOSED when the carrier dies', async () => {
+    const carrier = new SlowCarrier();
+    const session = new SmuxSession(carrier, { role: 'client', keepAlive: false });
+    const a = session.openStream();
+    const streamError = recordError(a);
+    const writeResult = new Promise<Error | null | undefined>((resolve) => a.write(Buffer.alloc(40_000, 1), resolve));
+    const closed = next<[Error | undefined]>(session, 'close');
+    carrier.destroy();
+    const [reason] = await closed;
+    expect((reason as BridgeError).code).toBe('CHANNEL_CLOSED');
+    expect(await within(writeResult, 1_000, 'write callback')).toBe(reason);
+    await waitFor(() => a.destroyed, 1_000, 'stream destroyed');
+    expect(streamError.error).toBe(reason);
   });
 
   it('close() hands queued frames and FINs to the carrier despite backpressure', async () => {
