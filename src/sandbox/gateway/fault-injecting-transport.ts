@@ -58,6 +58,7 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
   private framesThisConnection = 0;
   private bytesThisConnection = 0;
   private closeTimer: NodeJS.Timeout | undefined;
+  private readonly openedAtMs = Date.now();
   private cut = false;
 
   constructor(inner: Transport, options: FaultInjectingTransportOptions) {
@@ -177,7 +178,9 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
     const faults = this.options.faults();
     const overMessages = faults.closeAfterMessages !== undefined && faults.closeAfterMessages > 0 && this.framesThisConnection > faults.closeAfterMessages;
     const overBytes = faults.closeAfterBytes !== undefined && faults.closeAfterBytes > 0 && this.bytesThisConnection > faults.closeAfterBytes;
-    if (overMessages || overBytes) {
+    // closeEveryMs set after this connection opened still applies, at its next frame.
+    const overTime = faults.closeEveryMs !== undefined && faults.closeEveryMs > 0 && Date.now() - this.openedAtMs > faults.closeEveryMs;
+    if (overMessages || overBytes || overTime) {
       this.cutConnection();
       return true;
     }
