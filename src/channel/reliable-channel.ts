@@ -254,10 +254,13 @@ export class ReliableChannel extends EventEmitter {
     this.sendQueue.length = 0;
     this.sendQueueHead = 0;
     this.inFlight.clear();
+    // `data` reports an error only to someone listening for it: the session's closed() promise carries the
+    // reason for everyone else, and an unheard 'error' event would crash the process.
+    const heard = this.data.listenerCount('error') > 0;
     const write = this.pendingWrite;
     this.pendingWrite = undefined;
-    write?.cb(error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed'));
-    if (error) this.data.destroy(error);
+    write?.cb(heard ? (error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the data channel is closed')) : null);
+    if (error) this.data.destroy(heard ? error : undefined);
     else if (!this.data.readableEnded) this.data.push(null);
     this.emit('close', error);
   }
