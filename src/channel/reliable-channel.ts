@@ -138,8 +138,10 @@ export class ReliableChannel extends EventEmitter {
     this.role = options.role;
     this.outgoingType = options.role === 'client' ? MessageType.InputStreamData : MessageType.OutputStreamData;
     this.incomingType = options.role === 'client' ? MessageType.OutputStreamData : MessageType.InputStreamData;
-    this.maxInFlight = options.maxInFlightMessages ?? 1024;
-    this.maxBuffered = Math.max(options.maxBufferedMessages ?? 2048, this.maxInFlight);
+    // 512 KiB in flight: ample for loopback and WAN round trips, and small enough that resending a whole
+    // window after a reconnect (both ways, plus acks) fits well inside a connection that lives only 2 MiB.
+    this.maxInFlight = options.maxInFlightMessages ?? 512;
+    this.maxBuffered = Math.max(options.maxBufferedMessages ?? 1024, this.maxInFlight);
     this.maxReorder = options.maxReorderMessages ?? 4096;
     this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_STREAM_PAYLOAD_BYTES;
     this.maxConsecutiveMalformed = options.maxConsecutiveMalformed ?? 64;

@@ -91,10 +91,11 @@ describe('agent port plugin shapes', () => {
     const flag = new Promise<number>((resolve) => session.once('flag', resolve));
     const smux = new SmuxSession(session.data, { role: 'client', keepAlive: false });
     const stream = smux.openStream();
+    const ended = new Promise((r) => stream.once('end', r));
     stream.resume();
     stream.write('hello');
     expect(await within(flag, 5_000, 'ConnectToPortError flag')).toBe(3);
-    await within(new Promise((r) => stream.once('end', r)), 5_000, 'stream ended by the agent FIN');
+    await within(ended, 5_000, 'stream ended by the agent FIN');
     env.sandbox.faults.update({ refuseDestination: false });
     expect(await roundTrip(smux.openStream(), 1024)).toBe(true);
     smux.close();
