@@ -53,6 +53,10 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   const session = await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger });
   if (options.onStatus) session.on('status', options.onStatus);
 
+  // The error that ends the session reaches us through session.closed(); without a listener here it would
+  // also be thrown as an unhandled 'error' event (a stack trace and exit 1 instead of our one-line message).
+  session.data.on('error', () => {});
+
   let remote = session.data;
   let smux: SmuxSession | undefined;
   if (session.multiplexed) {
@@ -73,6 +77,8 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
 
   input.pipe(remote, { end: false });
   remote.pipe(output, { end: false });
+  let remoteSentData = false;
+  remote.once('data', () => (remoteSentData = true));
   input.once('end', () => void stop());
   remote.once('end', () => {
     // The remote side closed (stream mode: the agent's connection ended). Nothing more will come.
@@ -91,7 +97,15 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
 
   function classify(err: BridgeError | undefined): BridgeError | undefined {
     // In stream mode the service ends the session when the remote connection closes: a normal end.
-    if (err?.code === ErrorCode.SESSION_TERMINATED && (stopping || remote.readableEnded || session.handshake.properties.type === undefined)) return undefined;
+    // Stream mode: a channel_closed with a reason before the destination sent anything means the agent could not
+    // connect (SPEC §5: Output = reason or empty); any other end of a stream session is the remote side closing.
+    const serviceReason = session.serviceCloseReason ?? '';
+    const streamModeNormalEnd = session.handshake.properties.type === undefined && (remoteSentData || serviceReason === '');
+    if (err?.code === ErrorCode.SESSION_TERMINATED && (stopping || remote.readableEnded || streamModeNormalEnd)) return undefined;
+    // Ended with a reason before the destination said a word: the agent could not connect to it.
+    if (err?.code === ErrorCode.SESSION_TERMINATED && session.handshake.properties.type === undefined && !remoteSentData && serviceReason !== '') {
+      return new BridgeError(ErrorCode.CONNECT_TO_PORT_ERROR, `the agent could not connect to port ${options.port ?? 22} on ${options.target}: ${serviceReason}`, { cause: err });
+    }
     return err;
   }
 }

@@ -66,13 +66,19 @@ export class BridgeSession extends EventEmitter {
     const channel = new ReliableChannel({ role: 'client', ...options.channel });
     const handshake = performClientHandshake(channel, { timeoutMs: options.handshakeTimeoutMs ?? 30_000 });
     const clientId = options.clientId ?? PROCESS_CLIENT_ID;
+    // Events that arrive between HandshakeComplete and the session object (the same socket read can carry
+    // a channel_closed right behind it) are recorded here and replayed, never lost.
+    const early = new EarlyEvents(channel);
     let transport: Transport | undefined;
     try {
       transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(options, clientId));
       channel.attach(transport);
       const result = await handshake;
-      return new BridgeSession(options, credentials, channel, transport, result, clientId);
+      const session = new BridgeSession(options, credentials, channel, transport, result, clientId);
+      early.replayInto(session);
+      return session;
     } catch (err) {
+      early.stop();
       handshake.catch(() => {});
       channel.close();
       transport?.close();
@@ -99,6 +105,24 @@ export class BridgeSession extends EventEmitter {
     channel.on('malformed', (err: Error) => this.logger.warn({ err: err.message }, 'dropped a malformed message from the service'));
     transport.on('silence', this.onSilence);
     this.emitStatus({ type: 'connected', sessionId: this.sessionId, agentVersion: handshake.agentVersion });
+  }
+
+  /** Deliver a channel event recorded before this object existed. */
+  replayEarlyEvent(name: EarlyEventName, args: unknown[]): void {
+    switch (name) {
+      case 'channel-closed':
+        this.onChannelClosed(args[0] as ChannelClosed);
+        return;
+      case 'stream-message':
+        this.onStreamMessage(args[0] as AgentMessage);
+        return;
+      case 'transport-close':
+        this.onTransportClose(args[0] as number, args[1] as string);
+        return;
+      case 'close':
+        this.onChannelClose(args[0] as BridgeError | undefined);
+        return;
+    }
   }
 
   /** Output bytes of the session, both ways. */
@@ -196,7 +220,11 @@ export class BridgeSession extends EventEmitter {
     this.logger.warn({ silenceMs }, 'no traffic from the service; reconnecting');
   };
 
+  /** The reason the service gave in channel_closed (its Output), once it has closed the session. */
+  serviceCloseReason: string | undefined;
+
   private readonly onChannelClosed = (closed: ChannelClosed): void => {
+    this.serviceCloseReason = closed.Output ?? '';
     // We asked for the end (terminate()): the service confirming it is not an error.
     if (this.state === 'closing') {
       this.finish(undefined);
@@ -287,6 +315,40 @@ export class BridgeSession extends EventEmitter {
     }
     const last = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
     this.finish(new BridgeError(ErrorCode.RESUME_FAILED, `could not resume session ${this.sessionId} within ${Math.round(resumeTimeoutMs / 1000)} s${last}`, { cause: lastError }));
+  }
+}
+
+type EarlyEventName = 'channel-closed' | 'stream-message' | 'transport-close' | 'close';
+const EARLY_EVENTS: EarlyEventName[] = ['channel-closed', 'stream-message', 'transport-close', 'close'];
+
+/** Records a channel's events until the session that handles them exists. */
+class EarlyEvents {
+  private readonly events: Array<[EarlyEventName, unknown[]]> = [];
+  private readonly listeners = new Map<EarlyEventName, (...args: unknown[]) => void>();
+  private readonly channel: ReliableChannel;
+
+  constructor(channel: ReliableChannel) {
+    this.channel = channel;
+    for (const name of EARLY_EVENTS) {
+      const listener = (...args: unknown[]): void => {
+        this.events.push([name, args]);
+      };
+      this.listeners.set(name, listener);
+      channel.on(name, listener);
+    }
+  }
+
+  stop(): void {
+    for (const [name, listener] of this.listeners) this.channel.off(name, listener);
+    this.listeners.clear();
+  }
+
+  replayInto(session: BridgeSession): void {
+    this.stop();
+    for (const [name, args] of this.events.splice(0)) {
+      if (session.isClosed) return;
+      session.replayEarlyEvent(name, args);
+    }
   }
 }
 
