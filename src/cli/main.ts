@@ -7,6 +7,7 @@ import { createLogger, type LogFormat } from './logging.js';
 import { runForward } from './commands/forward.js';
 import { runProxy } from './commands/proxy.js';
 import { runSandbox } from './commands/sandbox.js';
+import { runUp } from './commands/up.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -28,6 +29,18 @@ function withGlobals<T>(y: Argv<T>) {
     .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
     .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] })
     .option('resume-timeout', { type: 'string', default: '10m', describe: 'how long to keep resuming after a drop (0 disables), e.g. 90s, 10m' });
+}
+
+/** Options of the commands that hold tunnels open (`forward`, `up`), for CI. */
+function withTunnelOptions<T>(y: Argv<T>) {
+  return y
+    .option('ready-file', { type: 'string', describe: 'once every listener is up, write this JSON file (atomically) describing the tunnels' })
+    .option('stats-interval', { type: 'string', describe: 'log traffic stats this often, e.g. 30s (0: never)' });
+}
+
+/** yargs leaves `--` out when nothing follows it; keep it as an empty command, which is reported. */
+function withCommand<T extends object>(args: T, argv: string[]): T {
+  return (args as { '--'?: unknown })['--'] === undefined && argv.includes('--') ? { ...args, '--': [] } : args;
 }
 
 /** Print one line and exit with the code for the error; the stack only at debug level. */
@@ -52,7 +65,7 @@ export async function main(argv: string[]): Promise<void> {
       'forward <target>',
       'forward a local port (or unix socket) to a port on the node or a host beyond it',
       (y) =>
-        withGlobals(y)
+        withTunnelOptions(withGlobals(y))
           .positional('target', { type: 'string', demandOption: true, describe: 'instance id (i-…), managed instance (mi-…) or other target' })
           .option('remote-port', { type: 'number', describe: 'port on the node, or on --remote-host' })
           .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
@@ -61,10 +74,25 @@ export async function main(argv: string[]): Promise<void> {
           .option('local-socket', { type: 'string', describe: 'listen on this unix socket (mode 0600) instead of TCP' })
           .option('document-name', { type: 'string', describe: 'any port-forwarding document' })
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON, e.g. {"portNumber":["5432"]}' })
-          .option('reason', { type: 'string' }),
+          .option('reason', { type: 'string' })
+          .usage('$0 forward <target> [options] [-- <command> [args...]]')
+          .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
       async (args) => {
         const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
-        await runForward(args as never, logger);
+        await runForward(withCommand(args, argv) as never, logger);
+      },
+    )
+    .command(
+      'up',
+      'open every tunnel of a tunnels file (YAML or JSON), each its own session, in one process',
+      (y) =>
+        withTunnelOptions(withGlobals(y))
+          .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'the tunnels file, e.g. tunnels.yaml (see README "In CI")' })
+          .usage('$0 up -f <tunnels.yaml> [options] [-- <command> [args...]]')
+          .epilogue('With "-- <command>": run the command once every tunnel listens, then terminate the sessions and exit with its status.'),
+      async (args) => {
+        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        await runUp(withCommand(args, argv) as never, logger);
       },
     )
     .command(
@@ -100,7 +128,9 @@ export async function main(argv: string[]): Promise<void> {
         await runSandbox(args as never, logger);
       },
     )
-    .demandCommand(1, 'name a command: forward, proxy or sandbox')
+    // Everything after `--` is the command to run inside the tunnel(s), untouched by our parser.
+    .parserConfiguration({ 'populate--': true })
+    .demandCommand(1, 'name a command: forward, up, proxy or sandbox')
     .strict()
     .help()
     .version()

@@ -1,9 +1,12 @@
 import type { Logger as PinoLogger } from 'pino';
-import { PortForwarder, type LocalEndpoint } from '../../endpoints/index.js';
+import type { LocalEndpoint } from '../../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../../errors.js';
 import type { GlobalOptions } from '../main.js';
 import { parseParameters, parsePort } from '../options.js';
-import { apiFromArgs, logStatus, onStopSignals, resumeTimeoutFromArgs } from './common.js';
+import { runTunnels } from '../tunnel-group.js';
+import { commandFromArgs } from '../run-command.js';
+import { statsIntervalFromArgs } from '../stats.js';
+import { resumeTimeoutFromArgs } from './common.js';
 
 export interface ForwardArgs extends GlobalOptions {
   target: string;
@@ -15,6 +18,10 @@ export interface ForwardArgs extends GlobalOptions {
   documentName?: string;
   parameters?: string;
   reason?: string;
+  readyFile?: string;
+  statsInterval?: string;
+  /** Everything after `--`: the command to run inside the tunnel. */
+  '--'?: Array<string | number>;
 }
 
 export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise<void> {
@@ -27,43 +34,33 @@ export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise
     ? { kind: 'unix', path: args.localSocket }
     : { kind: 'tcp', address: args.localAddress, port: parsePort(args.localPort, '--local-port', true) };
   const resumeTimeoutMs = resumeTimeoutFromArgs(args);
-  const api = await apiFromArgs(args);
-  const forwarder = await PortForwarder.start(
+  const statsIntervalMs = statsIntervalFromArgs(args.statsInterval);
+  const command = commandFromArgs(args['--']);
+  await runTunnels(
+    [
+      {
+        name: args.target,
+        target: args.target,
+        ...(remotePort !== undefined ? { remotePort } : {}),
+        ...(args.remoteHost ? { remoteHost: args.remoteHost } : {}),
+        ...(args.documentName ? { documentName: args.documentName } : {}),
+        ...(parameters ? { parameters } : {}),
+        ...(args.reason ? { reason: args.reason } : {}),
+        local,
+        aws: {
+          ...(args.region ? { region: args.region } : {}),
+          ...(args.profile ? { profile: args.profile } : {}),
+          ...(args.endpointUrl ? { endpointUrl: args.endpointUrl } : {}),
+        },
+      },
+    ],
     {
-      api,
-      target: args.target,
-      ...(remotePort !== undefined ? { remotePort } : {}),
-      ...(args.remoteHost ? { remoteHost: args.remoteHost } : {}),
-      ...(args.documentName ? { documentName: args.documentName } : {}),
-      ...(parameters ? { parameters } : {}),
-      ...(args.reason ? { reason: args.reason } : {}),
-      local,
       logger,
-      session: { resumeTimeoutMs },
+      resumeTimeoutMs,
+      named: false,
+      ...(command ? { command } : {}),
+      ...(args.readyFile ? { readyFile: args.readyFile } : {}),
+      ...(statsIntervalMs ? { statsIntervalMs } : {}),
     },
-    (status) => logStatus(logger, status),
   );
-  const remote = args.documentName ? `${args.target} (${args.documentName})` : `${args.remoteHost ?? args.target}:${remotePort}`;
-  const endpoint = forwarder.endpoint;
-  // The readiness line: always, on stderr, whatever the log level.
-  process.stderr.write(`Listening on ${forwarder.describe()} -> ${remote}\n`);
-  logger.info(
-    {
-      event: 'listening',
-      sessionId: forwarder.session.sessionId,
-      mode: forwarder.mode,
-      ...(endpoint.kind === 'tcp' ? { address: endpoint.address, port: endpoint.port } : { socket: endpoint.path }),
-      remote,
-    },
-    'listening',
-  );
-  onStopSignals(async () => {
-    logger.info({ event: 'stopping' }, 'terminating the session');
-    await forwarder.close();
-    api.destroy();
-  });
-  const err = await forwarder.closed();
-  api.destroy();
-  if (err) throw err;
-  process.exit(0);
 }

@@ -1,0 +1,272 @@
+import type { Logger as PinoLogger } from 'pino';
+import { PortForwarder, type LocalEndpoint } from '../endpoints/index.js';
+import { BridgeError, ErrorCode } from '../errors.js';
+import { createSsmApi, type SsmApi } from '../session/index.js';
+import { logStatus } from './commands/common.js';
+import { removeReadyFile, removeReadyFileSync, writeReadyFile, type ReadyTunnel } from './ready-file.js';
+import { runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
+import { startStatsReporter, type StatsReporter } from './stats.js';
+import type { AwsSettings } from './tunnels-file.js';
+
+/** One tunnel to open: the typed input `forward` and `up` build from their options. */
+export interface TunnelRequest {
+  name: string;
+  target: string;
+  remotePort?: number;
+  remoteHost?: string;
+  documentName?: string;
+  parameters?: Record<string, string[]>;
+  reason?: string;
+  local: LocalEndpoint;
+  aws: AwsSettings;
+}
+
+export interface RunTunnelsOptions {
+  logger: PinoLogger;
+  resumeTimeoutMs: number;
+  /** `up`: tunnels are named in messages, log records, the listening line and the environment. */
+  named: boolean;
+  /** Everything after `--`: run it once every listener is up, then end with its exit status. */
+  command?: string[];
+  readyFile?: string;
+  /** 0 or undefined: no stats. */
+  statsIntervalMs?: number;
+}
+
+interface OpenTunnel {
+  request: TunnelRequest;
+  forwarder: PortForwarder;
+  remote: string;
+}
+
+/** How long a command has to exit after SIGTERM when its tunnel died, before SIGKILL. */
+const COMMAND_STOP_GRACE_MS = 10_000;
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/*
+ * The run, one state field (transitions only in `setState`):
+ *
+ *   starting --all up--> serving --------------------(tunnel closed / signal)--> stopping --> exit
+ *      |                    |                                                       ^
+ *      |                    +--command given--> commanding --(command exited)-------+
+ *      +--a tunnel failed / signal meanwhile----------------------------------------+
+ *
+ * Signals: while starting, remembered; serving, stop (exit 0); commanding, passed to the command;
+ * stopping, a second one exits at once (130).
+ */
+type RunState = 'starting' | 'serving' | 'commanding' | 'stopping';
+
+/**
+ * Open every tunnel (each its own session, resumed on its own), report readiness (listening lines and
+ * records, ready file), then serve until a signal, or run the command and end with its status. Never
+ * returns: exits the process, or throws the BridgeError that decides the exit code.
+ */
+export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsOptions): Promise<never> {
+  const { logger, named } = options;
+  const command = options.command && options.command.length > 0 ? options.command : undefined;
+  let state: RunState = 'starting';
+  let pendingSignal: NodeJS.Signals | undefined;
+  let child: RunningCommand | undefined;
+  let stopServing: ((signal: NodeJS.Signals) => void) | undefined;
+  const setState = (next: RunState): void => {
+    switch (next) {
+      case 'serving':
+      case 'commanding':
+        if (state === 'starting' || state === 'serving') state = next;
+        return;
+      case 'stopping':
+        state = 'stopping';
+        return;
+      case 'starting':
+        return;
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    switch (state) {
+      case 'starting':
+        if (pendingSignal) process.exit(130);
+        pendingSignal = signal;
+        return;
+      case 'serving':
+        stopServing?.(signal);
+        return;
+      case 'commanding':
+        logger.debug({ event: 'signal', signal }, 'passing the signal to the command');
+        child?.kill(signal);
+        return;
+      case 'stopping':
+        process.exit(130);
+    }
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+
+  if (options.readyFile) await removeReadyFile(options.readyFile);
+  const apis = new Map<string, Promise<SsmApi>>();
+  const apiFor = (aws: AwsSettings): Promise<SsmApi> => {
+    const key = JSON.stringify([aws.region, aws.profile, aws.endpointUrl]);
+    let api = apis.get(key);
+    if (!api) {
+      api = createSsmApi({ ...(aws.region ? { region: aws.region } : {}), ...(aws.profile ? { profile: aws.profile } : {}), ...(aws.endpointUrl ? { endpointUrl: aws.endpointUrl } : {}) });
+      apis.set(key, api);
+    }
+    return api;
+  };
+  const destroyApis = async (): Promise<void> => {
+    for (const api of apis.values()) (await api.catch(() => undefined))?.destroy();
+  };
+  const loggerFor = (request: TunnelRequest): PinoLogger => (named ? logger.child({ tunnel: request.name }) : logger);
+
+  // Start all at once; if any fails, terminate the sessions of the others before reporting it.
+  const settled = await Promise.allSettled(
+    requests.map(async (request): Promise<OpenTunnel> => {
+      const tunnelLogger = loggerFor(request);
+      const forwarder = await PortForwarder.start(
+        {
+          api: await apiFor(request.aws),
+          target: request.target,
+          ...(request.remotePort !== undefined ? { remotePort: request.remotePort } : {}),
+          ...(request.remoteHost ? { remoteHost: request.remoteHost } : {}),
+          ...(request.documentName ? { documentName: request.documentName } : {}),
+          ...(request.parameters ? { parameters: request.parameters } : {}),
+          ...(request.reason ? { reason: request.reason } : {}),
+          local: request.local,
+          logger: tunnelLogger,
+          session: { resumeTimeoutMs: options.resumeTimeoutMs },
+        },
+        (status) => logStatus(tunnelLogger, status),
+      );
+      const remote = request.documentName ? `${request.target} (${request.documentName})` : `${request.remoteHost ?? request.target}:${request.remotePort}`;
+      return { request, forwarder, remote };
+    }),
+  );
+  const tunnels = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  let stats: StatsReporter | undefined;
+  const closeAll = async (): Promise<void> => {
+    stats?.stop();
+    await Promise.all(
+      tunnels.map(async (t) => {
+        await t.forwarder.close().catch(() => {});
+        if (named) logger.debug({ event: 'tunnel-closed', tunnel: t.request.name, sessionId: t.forwarder.session.sessionId }, 'session terminated');
+      }),
+    );
+    await destroyApis();
+  };
+
+  const failedIndex = settled.findIndex((s) => s.status === 'rejected');
+  if (failedIndex >= 0) {
+    setState('stopping');
+    const failed = requests[failedIndex]!;
+    const reason = (settled[failedIndex] as PromiseRejectedResult).reason as unknown;
+    if (tunnels.length > 0) logger.info({ event: 'stopping', tunnels: tunnels.map((t) => t.request.name) }, `tunnel ${failed.name} failed to start; terminating the sessions of the others`);
+    await closeAll();
+    throw nameError(reason, failed, named);
+  }
+  if (pendingSignal) {
+    setState('stopping');
+    await closeAll();
+    process.exit(command ? signalExitStatus(pendingSignal) : 0);
+  }
+
+  // Every listener is up and every session started: tell people and machines.
+  for (const t of tunnels) {
+    const endpoint = t.forwarder.endpoint;
+    // The readiness line: always, on stderr, whatever the log level.
+    process.stderr.write(`Listening on ${t.forwarder.describe()} -> ${t.remote}${named ? ` (${t.request.name})` : ''}\n`);
+    loggerFor(t.request).info(
+      {
+        event: 'listening',
+        sessionId: t.forwarder.session.sessionId,
+        mode: t.forwarder.mode,
+        ...(endpoint.kind === 'tcp' ? { address: endpoint.address, port: endpoint.port } : { socket: endpoint.path }),
+        remote: t.remote,
+        ...(named ? { target: t.request.target } : {}),
+      },
+      'listening',
+    );
+  }
+  if (options.readyFile) {
+    const readyFile = options.readyFile;
+    try {
+      await writeReadyFile(readyFile, { pid: process.pid, tunnels: tunnels.map(readyEntry) });
+    } catch (err) {
+      setState('stopping');
+      await closeAll();
+      throw err;
+    }
+    process.once('exit', () => removeReadyFileSync(readyFile));
+    logger.debug({ event: 'ready-file', path: readyFile }, 'wrote the ready file');
+  }
+  if (options.statsIntervalMs) {
+    stats = startStatsReporter(
+      tunnels.map((t) => ({ name: t.request.name, forwarder: t.forwarder })),
+      options.statsIntervalMs,
+      logger,
+    );
+  }
+
+  // The first tunnel to close ends the run.
+  const firstClosed = Promise.race(
+    tunnels.map(async (t) => {
+      const err = await t.forwarder.closed();
+      return { tunnel: t, err };
+    }),
+  );
+
+  if (!command) {
+    setState('serving');
+    const stopped = new Promise<NodeJS.Signals>((resolve) => (stopServing = resolve));
+    const outcome = await Promise.race([stopped.then((signal) => ({ signal }) as const), firstClosed.then((closed) => ({ closed }) as const)]);
+    setState('stopping');
+    if ('signal' in outcome) {
+      logger.info({ event: 'stopping', signal: outcome.signal }, tunnels.length > 1 ? 'terminating the sessions' : 'terminating the session');
+      await closeAll();
+      process.exit(0);
+    }
+    await closeAll();
+    throw closedError(outcome.closed.tunnel, outcome.closed.err, named);
+  }
+
+  setState('commanding');
+  child = runCommand(
+    command,
+    tunnelEnv(
+      tunnels.map((t) => ({ name: t.request.name, target: t.request.target, sessionId: t.forwarder.session.sessionId, endpoint: t.forwarder.endpoint })),
+      named,
+    ),
+    logger,
+  );
+  const outcome = await Promise.race([child.exited.then((status) => ({ status }) as const), firstClosed.then((closed) => ({ closed }) as const)]);
+  setState('stopping');
+  if ('status' in outcome) {
+    logger.info({ event: 'stopping', status: outcome.status }, `the command exited with status ${outcome.status}; terminating the session${tunnels.length > 1 ? 's' : ''}`);
+    await closeAll();
+    process.exit(outcome.status);
+  }
+  const err = closedError(outcome.closed.tunnel, outcome.closed.err, named);
+  logger.warn({ event: 'stopping', err: err.message }, 'the tunnel closed; stopping the command');
+  const status = await child.stop(COMMAND_STOP_GRACE_MS);
+  logger.debug({ event: 'command-stopped', status }, 'the command stopped');
+  await closeAll();
+  throw err;
+}
+
+function readyEntry(t: OpenTunnel): ReadyTunnel {
+  const endpoint = t.forwarder.endpoint;
+  return {
+    name: t.request.name,
+    target: t.request.target,
+    ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
+    sessionId: t.forwarder.session.sessionId,
+  };
+}
+
+/** In `up`, every error names its tunnel: `tunnel "db" (i-0123…): target … is not connected …`. */
+function nameError(err: unknown, request: TunnelRequest, named: boolean): unknown {
+  if (!named || !(err instanceof BridgeError)) return err;
+  return new BridgeError(err.code, `tunnel "${request.name}" (${request.target}): ${err.message}`, { cause: err });
+}
+
+function closedError(tunnel: OpenTunnel, err: BridgeError | undefined, named: boolean): BridgeError {
+  const error = err ?? new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${tunnel.forwarder.session.sessionId} ended`);
+  return nameError(error, tunnel.request, named) as BridgeError;
+}
