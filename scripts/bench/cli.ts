@@ -94,6 +94,62 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 }
 
+/** Sandbox + servers + `ssm-bridge proxy` to `remotePort` with piped stdin/stdout, for the duration of `body`. */
+async function withProxy<T>(remotePort: 'discard' | 'source', body: (proxy: ChildProcess) => Promise<T>): Promise<T> {
+  const servers = await startServers();
+  const dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-bench-'));
+  const config = join(dir, 'sandbox.json');
+  writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports: { '9': `127.0.0.1:${servers.discard.port}`, '19': `127.0.0.1:${servers.source.port}` } } } }));
+  const sandbox = spawn(process.execPath, [CLI, 'sandbox', '--config', config, '--log-level', 'warn'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+  let proxy: ChildProcess | undefined;
+  try {
+    const endpoint = (await waitFor(sandbox, /listening on (http:\/\/\S+)/))[1]!;
+    const port = remotePort === 'discard' ? '9' : '19';
+    proxy = spawn(process.execPath, [CLI, 'proxy', TARGET, '--port', port, '--endpoint-url', endpoint], { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
+    return await body(proxy);
+  } finally {
+    if (proxy) await stop(proxy);
+    await stop(sandbox);
+    servers.discard.close();
+    servers.source.close();
+    servers.echo.close();
+  }
+}
+
+/** Through `proxy`: stdin → remote (the discard server's count protocol), measured to the server's answer. */
+async function proxyUpload(proxy: ChildProcess, bytes: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, 0xa5);
+  const done = new Promise((r) => proxy.stdout!.once('data', r));
+  const started = performance.now();
+  const header = Buffer.alloc(8);
+  header.writeBigUInt64BE(BigInt(bytes));
+  proxy.stdin!.write(header);
+  let left = bytes;
+  while (left > 0) {
+    const part = left >= chunk.length ? chunk : chunk.subarray(0, left);
+    left -= part.length;
+    if (!proxy.stdin!.write(part)) await new Promise((r) => proxy.stdin!.once('drain', r));
+  }
+  await done;
+  return toMBps(bytes, performance.now() - started);
+}
+
+/** Through `proxy`: remote → stdout. */
+async function proxyDownload(proxy: ChildProcess, bytes: number): Promise<number> {
+  const started = performance.now();
+  const header = Buffer.alloc(8);
+  header.writeBigUInt64BE(BigInt(bytes));
+  proxy.stdin!.write(header);
+  let got = 0;
+  await new Promise<void>((r) =>
+    proxy.stdout!.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= bytes) r();
+    }),
+  );
+  return toMBps(bytes, performance.now() - started);
+}
+
 /** Sandbox + servers + one forward to `remotePort`, for the duration of `body`. */
 async function withForward<T>(remotePort: 'discard' | 'source' | 'echo', body: (localPort: number, startMs: number) => Promise<T>): Promise<T> {
   const servers = await startServers();
@@ -235,5 +291,7 @@ export const rows: BenchRow[] = [
   { group: 'forward', name: 'latency p50 (64 B)', unit: 'ms', note: 'lower is better; 1000 round trips', run: () => withForward('echo', async (p) => percentile(await pingPong(p, 1000), 50)) },
   { group: 'forward', name: 'latency p99 (64 B)', unit: 'ms', note: 'lower is better', run: () => withForward('echo', async (p) => percentile(await pingPong(p, 1000), 99)) },
   { group: 'forward', name: 'raw tcp latency p50 (64 B)', unit: 'ms', note: 'loopback without the tunnel, same client', run: async () => percentile(await rawPingPong(1000), 50) },
+  { group: 'proxy', name: 'stdin → remote', unit: 'MB/s', ceiling: 'ceiling/tcp loopback, node pipe', note: '64 MiB through stdin/stdout (what scp rides on)', run: () => withProxy('discard', (p) => proxyUpload(p, BULK)) },
+  { group: 'proxy', name: 'remote → stdout', unit: 'MB/s', ceiling: 'ceiling/tcp loopback, node pipe', note: '64 MiB', run: () => withProxy('source', (p) => proxyDownload(p, BULK)) },
   { group: 'forward', name: 'start to listening', unit: 'ms', note: 'lower is better; spawn → "Listening on" line', run: () => withForward('echo', async (_p, ms) => ms) },
 ];

@@ -150,7 +150,7 @@ export class ReliableChannel extends EventEmitter {
     this.rtt = new RttEstimator(options.maxRtoMs);
     this.data = new Duplex({
       // Keep the local-side buffers small: the channel's own window is where bytes wait.
-      readableHighWaterMark: 64 * 1024,
+      readableHighWaterMark: 1024 * 1024,
       writableHighWaterMark: 64 * 1024,
       read: () => this.onDataRead(),
       write: (chunk: Buffer, _enc, cb) => this.onDataWrite([chunk], cb),
@@ -288,14 +288,13 @@ export class ReliableChannel extends EventEmitter {
     const write = this.pendingWrite;
     if (write === undefined) return;
     let room = this.maxBuffered - this.bufferedMessages;
-    const queuedBefore = write.offset;
     while (write.offset < write.data.length && room > 0) {
       const end = Math.min(write.offset + this.maxPayloadBytes, write.data.length);
       this.enqueue(PayloadType.Output, write.data.subarray(write.offset, end));
       write.offset = end;
       room--;
     }
-    if (write.offset !== queuedBefore) this.flush();
+    this.flush();
     if (write.offset >= write.data.length && this.pendingWrite === write) {
       this.pendingWrite = undefined;
       write.cb();
@@ -312,12 +311,19 @@ export class ReliableChannel extends EventEmitter {
    */
   private flush(): void {
     if (this.state !== 'attached' || this.publicationPaused || this.transportFull) return;
+    if (this.sendQueueHead === this.sendQueue.length) {
+      this.sendQueue.length = 0;
+      this.sendQueueHead = 0;
+      return;
+    }
     const now = Date.now();
+    // Map iteration follows insertion, i.e. sequence order: the first key is the oldest unacknowledged
+    // (and flushing only adds newer ones, so the limit holds for the whole loop).
+    const oldest = this.inFlight.size === 0 ? this.sendQueue[this.sendQueueHead]!.sequenceNumber : (this.inFlight.keys().next().value as number);
+    const windowEnd = oldest + this.maxInFlight;
     while (this.sendQueueHead < this.sendQueue.length && !this.transportFull) {
       const msg = this.sendQueue[this.sendQueueHead]!;
-      // Map iteration follows insertion, i.e. sequence order: the first key is the oldest unacknowledged.
-      const oldest = this.inFlight.size === 0 ? msg.sequenceNumber : (this.inFlight.keys().next().value as number);
-      if (msg.sequenceNumber - oldest >= this.maxInFlight) break;
+      if (msg.sequenceNumber >= windowEnd) break;
       this.sendQueue[this.sendQueueHead] = undefined as unknown as OutboundMessage;
       this.sendQueueHead++;
       this.inFlight.set(msg.sequenceNumber, msg);
@@ -458,8 +464,9 @@ export class ReliableChannel extends EventEmitter {
     if (acked === undefined) return; // a repeat ack, or for a message already acknowledged
     this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
     if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
-    this.flush();
-    this.fillFromWriter();
+    // Refill from a waiting writer first (it flushes), so one ack costs one flush.
+    if (this.pendingWrite !== undefined) this.fillFromWriter();
+    else this.flush();
   }
 
   private onStreamMessage(msg: AgentMessage): void {

@@ -37,8 +37,10 @@ const PADDED_TYPES = new Map<string, Buffer>(
 const KNOWN_TYPES = new Set<string>(Object.values(MessageType));
 
 /** SHA-256 of a payload; one-shot hashing is markedly cheaper than createHash() per message. */
-function sha256(data: Buffer): Buffer {
-  return hash('sha256', data, 'buffer');
+function sha256(data: Buffer): string {
+  // As a latin1 string (one char per byte): no Buffer, so no ArrayBuffer to allocate and collect per message,
+  // which made hashing a small payload twice as expensive.
+  return hash('sha256', data, 'binary');
 }
 
 /** Encode a message for the wire. Pure: the same input gives the same bytes. */
@@ -54,7 +56,7 @@ export function encodeAgentMessage(msg: AgentMessage): Buffer {
   writeInt64(out, msg.sequenceNumber, OFF_SEQUENCE_NUMBER);
   writeUint64(out, msg.flags, OFF_FLAGS, 'flags');
   writeMessageId(out, msg.messageId, OFF_MESSAGE_ID);
-  sha256(payload).copy(out, OFF_PAYLOAD_DIGEST);
+  out.write(sha256(payload), OFF_PAYLOAD_DIGEST, 32, 'latin1');
   out.writeUInt32BE(msg.payloadType, OFF_PAYLOAD_TYPE);
   out.writeUInt32BE(payload.length, OFF_PAYLOAD_LENGTH);
   payload.copy(out, OFF_PAYLOAD);
@@ -92,8 +94,7 @@ export function decodeAgentMessage(buf: Buffer): AgentMessage {
     throw new ProtocolError('payloadLength', `says ${payloadLength} bytes but ${buf.length - OFF_PAYLOAD} follow`, OFF_PAYLOAD_LENGTH);
   }
   const payload = buf.subarray(OFF_PAYLOAD);
-  const digest = sha256(payload);
-  if (!digest.equals(buf.subarray(OFF_PAYLOAD_DIGEST, OFF_PAYLOAD_DIGEST + 32))) {
+  if (sha256(payload) !== buf.toString('latin1', OFF_PAYLOAD_DIGEST, OFF_PAYLOAD_DIGEST + 32)) {
     throw new ProtocolError('payloadDigest', 'SHA-256 of the payload does not match', OFF_PAYLOAD_DIGEST);
   }
   return { messageType, schemaVersion, createdDate, sequenceNumber, flags, messageId, payloadType, payload };

@@ -177,7 +177,72 @@ export function encodeAcknowledge(ack: AcknowledgeContent): Buffer {
   );
 }
 
+const ACK_TYPE_KEY = Buffer.from('{"AcknowledgedMessageType":"', 'latin1');
+const ACK_ID_KEY = Buffer.from('","AcknowledgedMessageId":"', 'latin1');
+const ACK_SEQUENCE_KEY = Buffer.from('","AcknowledgedMessageSequenceNumber":', 'latin1');
+const ACK_SEQUENTIAL_KEY = Buffer.from(',"IsSequentialMessage":', 'latin1');
+const JSON_TRUE_END = Buffer.from('true}', 'latin1');
+const JSON_FALSE_END = Buffer.from('false}', 'latin1');
+
+/** Whether `payload` holds `literal` at `offset`. */
+function hasAt(payload: Buffer, literal: Buffer, offset: number): boolean {
+  if (offset + literal.length > payload.length) return false;
+  // A byte loop: for these short literals much cheaper than a call into Buffer.compare.
+  for (let i = 0; i < literal.length; i++) if (payload[offset + i] !== literal[i]) return false;
+  return true;
+}
+
+/** End of a string of plain ASCII (no quote, backslash or control byte) starting at `offset`, or -1. */
+function plainStringEnd(payload: Buffer, offset: number): number {
+  for (let i = offset; i < payload.length; i++) {
+    const b = payload[i]!;
+    if (b === 0x22) return i;
+    if (b === 0x5c || b < 0x20 || b >= 0x7f) return -1;
+  }
+  return -1;
+}
+
+/**
+ * Hot path: one acknowledge per stream message. Reads the canonical compact form (what encodeAcknowledge
+ * and the official sides write) straight from the bytes, with the same checks as the JSON path; anything else
+ * (whitespace, another key order, escapes, non-ASCII) returns undefined and goes through JSON.parse.
+ */
+function decodeCanonicalAcknowledge(payload: Buffer): AcknowledgeContent | undefined {
+  if (!hasAt(payload, ACK_TYPE_KEY, 0)) return undefined;
+  const typeStart = ACK_TYPE_KEY.length;
+  const typeEnd = plainStringEnd(payload, typeStart);
+  if (typeEnd < 0 || !hasAt(payload, ACK_ID_KEY, typeEnd)) return undefined;
+  const type = payload.toString('latin1', typeStart, typeEnd);
+  if (!KNOWN_TYPES.has(type)) return undefined;
+  const idStart = typeEnd + ACK_ID_KEY.length;
+  const idEnd = plainStringEnd(payload, idStart);
+  if (idEnd < 0 || !hasAt(payload, ACK_SEQUENCE_KEY, idEnd)) return undefined;
+  // A JSON integer: optional minus, no leading zero, at most 16 digits (then a safe-integer check).
+  let i = idEnd + ACK_SEQUENCE_KEY.length;
+  const negative = payload[i] === 0x2d;
+  if (negative) i++;
+  const digitsStart = i;
+  let sequence = 0;
+  while (i < payload.length && payload[i]! >= 0x30 && payload[i]! <= 0x39 && i - digitsStart < 16) sequence = sequence * 10 + (payload[i++]! - 0x30);
+  const digits = i - digitsStart;
+  if (digits === 0 || (digits > 1 && payload[digitsStart] === 0x30) || !Number.isSafeInteger(sequence)) return undefined;
+  if (!hasAt(payload, ACK_SEQUENTIAL_KEY, i)) return undefined;
+  i += ACK_SEQUENTIAL_KEY.length;
+  let sequential: boolean;
+  if (hasAt(payload, JSON_TRUE_END, i) && i + JSON_TRUE_END.length === payload.length) sequential = true;
+  else if (hasAt(payload, JSON_FALSE_END, i) && i + JSON_FALSE_END.length === payload.length) sequential = false;
+  else return undefined;
+  return {
+    AcknowledgedMessageType: type as MessageType,
+    AcknowledgedMessageId: payload.toString('latin1', idStart, idEnd),
+    AcknowledgedMessageSequenceNumber: negative ? -sequence : sequence,
+    IsSequentialMessage: sequential,
+  };
+}
+
 export function decodeAcknowledge(payload: Buffer): AcknowledgeContent {
+  const canonical = decodeCanonicalAcknowledge(payload);
+  if (canonical !== undefined) return canonical;
   const what = 'Acknowledge';
   const obj = parseObject(payload, what);
   const type = str(obj, 'AcknowledgedMessageType', what);

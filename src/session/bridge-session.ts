@@ -29,6 +29,10 @@ export interface BridgeSessionOptions {
 const DEFAULT_RESUME_TIMEOUT_MS = 10 * 60_000;
 const FIRST_RETRY_DELAY_MS = 100;
 const MAX_RETRY_DELAY_MS = 5_000;
+/** Bound of one resume step (ResumeSession, then the WebSocket open); doubles after each step that hit it. */
+const FIRST_STEP_TIMEOUT_MS = 5_000;
+const MAX_STEP_TIMEOUT_MS = 30_000;
+const TERMINATE_TIMEOUT_MS = 5_000;
 const PROCESS_CLIENT_ID = randomUUID();
 
 /*
@@ -170,7 +174,8 @@ export class BridgeSession extends EventEmitter {
       }
     }
     try {
-      await this.api.terminateSession(this.sessionId);
+      // Bounded: on a dead network the call would hang, and so would Ctrl-C.
+      await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (signal) => this.api.terminateSession(this.sessionId, { signal }));
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'TerminateSession failed');
     }
@@ -204,6 +209,11 @@ export class BridgeSession extends EventEmitter {
     this.resumeAbort.abort();
     this.channel.off('close', this.onChannelClose);
     this.channel.close(error);
+    // close() destroys `data` with the error when someone listens (smux), but 'error' is emitted on the next
+    // tick; when finish() runs inside a microtask (the resume loop: no token, timeout) the promise chain behind
+    // closed() detaches those listeners first (smux.close()), and the unheard error crashed the process (exit 1
+    // instead of 6 or 7). The reason travels through closed(); this listener only keeps the emission harmless.
+    this.channel.data.on('error', ignoreError);
     const transport = this.channel.detach() ?? this.transport;
     transport?.close();
     this.transport = undefined;
@@ -271,6 +281,8 @@ export class BridgeSession extends EventEmitter {
   private async resume(resumeTimeoutMs: number): Promise<void> {
     const startedMs = Date.now();
     const abort = (this.resumeAbort = new AbortController());
+    const remainingMs = (): number => Math.max(1, resumeTimeoutMs - (Date.now() - startedMs));
+    let stepTimeoutMs = FIRST_STEP_TIMEOUT_MS;
     let lastError: unknown;
     for (let attempt = 1; ; attempt++) {
       if (this.state !== 'resuming' || abort.signal.aborted) return;
@@ -286,13 +298,19 @@ export class BridgeSession extends EventEmitter {
           return;
         }
       }
+      const attemptStartedMs = Date.now();
       try {
-        const credentials = await this.api.resumeSession(this.sessionId);
+        // Each step is bounded, and by what is left of --resume-timeout: the network that dropped the WebSocket
+        // often took the SDK's keep-alive connection with it, and a request on that socket never returns.
+        const credentials = await withDeadline(abort.signal, Math.min(stepTimeoutMs, remainingMs()), 'ResumeSession', (signal) => this.api.resumeSession(this.sessionId, { signal }));
         if (credentials === undefined) {
           this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} ended while disconnected (terminated or timed out); the service returned no token to resume it`));
           return;
         }
-        const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(this.options, this.clientId));
+        const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, {
+          ...transportOptions(this.options, this.clientId),
+          connectTimeoutMs: Math.min(stepTimeoutMs, remainingMs()),
+        });
         if (this.state !== 'resuming' || abort.signal.aborted) {
           transport.close();
           return;
@@ -310,6 +328,8 @@ export class BridgeSession extends EventEmitter {
           this.finish(err);
           return;
         }
+        // A step that ran into its bound may be a slow link rather than a dead socket: allow the next more.
+        if (Date.now() - attemptStartedMs >= stepTimeoutMs) stepTimeoutMs = Math.min(MAX_STEP_TIMEOUT_MS, stepTimeoutMs * 2);
         this.logger.debug({ attempt, err: (err as Error).message }, 'resume attempt failed');
       }
     }
@@ -352,10 +372,53 @@ class EarlyEvents {
   }
 }
 
+/*
+ * Silence detection (SPEC §2: the official client pings every 5 minutes). Anything received counts: data,
+ * acks, pongs; a paused (backpressured) socket never counts as silent. So 5 s of nothing at all, pings
+ * going out every second, means a dead path (a lost NAT mapping, a frozen peer); TCP would only notice after
+ * minutes. A false alarm costs one transparent resume; a late one stalls every connection: detection takes
+ * 5–6 s (it was 10–12 s with 2 s / 10 s).
+ */
+const DEFAULT_PING_INTERVAL_MS = 1_000;
+const DEFAULT_SILENCE_TIMEOUT_MS = 5_000;
+
 function transportOptions(options: BridgeSessionOptions, clientId: string) {
   return {
     clientId,
-    pingIntervalMs: options.pingIntervalMs ?? 2_000,
-    silenceTimeoutMs: options.silenceTimeoutMs ?? 10_000,
+    pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
+    silenceTimeoutMs: options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS,
   };
+}
+
+function ignoreError(): void {}
+
+/**
+ * Run `call` with a signal that fires after `timeoutMs` (reason: a TIMEOUT BridgeError) or with `parent`;
+ * settle when either the call or the signal does, so an implementation that ignores the signal cannot hang us.
+ */
+async function withDeadline<T>(parent: AbortSignal | undefined, timeoutMs: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const onParentAbort = (): void => controller.abort(parent!.reason);
+  if (parent?.aborted) onParentAbort();
+  else parent?.addEventListener('abort', onParentAbort, { once: true });
+  const timer = setTimeout(() => controller.abort(new BridgeError(ErrorCode.TIMEOUT, `${what} got no answer within ${formatSeconds(timeoutMs)}`)), timeoutMs);
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const signal = controller.signal;
+      if (signal.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      call(signal).then(resolve, reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    parent?.removeEventListener('abort', onParentAbort);
+  }
+}
+
+function formatSeconds(ms: number): string {
+  if (ms < 1_000) return `${ms} ms`;
+  return ms >= 10_000 ? `${Math.round(ms / 1000)} s` : `${Math.round(ms / 100) / 10} s`;
 }

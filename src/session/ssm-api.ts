@@ -23,13 +23,29 @@ export interface SessionCredentials {
   streamUrl: string;
 }
 
+/** Per-call options. */
+export interface ApiCallOptions {
+  /**
+   * Abandon the call when this fires: the request and its connection are torn down, and the call rejects
+   * with the signal's reason when that is a BridgeError. The resume loop bounds each ResumeSession with it
+   * (a keep-alive connection that died with the network otherwise hangs the call for good).
+   */
+  signal?: AbortSignal;
+}
+
 /** The three SSM calls a session needs; one implementation, over @aws-sdk/client-ssm. */
 export interface SsmApi {
   startSession(input: StartSessionInput): Promise<SessionCredentials>;
   /** Resolves undefined when the service gives no token: the session is over (SPEC §1). */
-  resumeSession(sessionId: string): Promise<SessionCredentials | undefined>;
-  terminateSession(sessionId: string): Promise<void>;
+  resumeSession(sessionId: string, options?: ApiCallOptions): Promise<SessionCredentials | undefined>;
+  terminateSession(sessionId: string, options?: ApiCallOptions): Promise<void>;
   destroy(): void;
+}
+
+/** The signal's reason when it fired with a BridgeError (a deadline), else the mapped SDK error. */
+function abortedOr(options: ApiCallOptions | undefined, map: () => BridgeError): BridgeError {
+  const reason: unknown = options?.signal?.aborted ? options.signal.reason : undefined;
+  return reason instanceof BridgeError ? reason : map();
 }
 
 /** Retryable errors are worth another ResumeSession call; the rest end the session. */
@@ -69,6 +85,9 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
       return new BridgeError(ErrorCode.TARGET_NOT_CONNECTED, `target ${context.target ?? ''} is not connected or does not exist (${message}); check the instance id, region and that its SSM agent is online`, { cause: err });
     case 'InvalidDocument':
       return new BridgeError(ErrorCode.INVALID_DOCUMENT, `document ${context.documentName ?? ''} was rejected: ${message}`, { cause: err });
+    // What the service answers for a parameter the document does not define or a value off its pattern.
+    case 'InvalidParameters':
+      return new BridgeError(ErrorCode.INVALID_DOCUMENT, `the parameters were rejected by document ${context.documentName ?? ''}: ${message}; check --parameters, --remote-port and --remote-host`, { cause: err });
     case 'ValidationException':
       return new BridgeError(ErrorCode.INVALID_ARGUMENT, `${context.action} rejected the request: ${message}`, { cause: err });
     case 'AccessDeniedException':
@@ -124,20 +143,20 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
         throw mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}) });
       }
     },
-    async resumeSession(sessionId) {
+    async resumeSession(sessionId, options) {
       try {
-        const out = await client.send(new ResumeSessionCommand({ SessionId: sessionId }));
+        const out = await client.send(new ResumeSessionCommand({ SessionId: sessionId }), options?.signal ? { abortSignal: options.signal } : {});
         if (!out.TokenValue || !out.StreamUrl) return undefined;
         return { sessionId: out.SessionId ?? sessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
       } catch (err) {
-        throw mapAwsError(err, { action: 'ResumeSession', sessionId });
+        throw abortedOr(options, () => mapAwsError(err, { action: 'ResumeSession', sessionId }));
       }
     },
-    async terminateSession(sessionId) {
+    async terminateSession(sessionId, options) {
       try {
-        await client.send(new TerminateSessionCommand({ SessionId: sessionId }));
+        await client.send(new TerminateSessionCommand({ SessionId: sessionId }), options?.signal ? { abortSignal: options.signal } : {});
       } catch (err) {
-        throw mapAwsError(err, { action: 'TerminateSession', sessionId });
+        throw abortedOr(options, () => mapAwsError(err, { action: 'TerminateSession', sessionId }));
       }
     },
     destroy() {

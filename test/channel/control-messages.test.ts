@@ -111,23 +111,26 @@ describe('start_publication / pause_publication', () => {
     await waitFor(() => publication.length === 1, 2000, 'the pause');
     expect(publication).toEqual(['paused']);
     p.channel.data.write(randomBytes(8 * 1024));
+    // (On a slow machine the RTO may have resent the two before the pause landed: count from here.)
+    const framesAtPause = p.streamData().length;
+    const resendsAtPause = p.channel.stats.resends;
 
     // Paused well past the RTO: no new message, no resend; and no timer spinning on the overdue ones.
     const timeouts = vi.spyOn(globalThis, 'setTimeout');
     await sleep(600);
     const timersWhilePaused = timeouts.mock.calls.length;
     timeouts.mockRestore();
-    expect(p.streamData()).toHaveLength(2);
-    expect(p.channel.stats.resends).toBe(0);
+    expect(p.streamData()).toHaveLength(framesAtPause);
+    expect(p.channel.stats.resends).toBe(resendsAtPause);
     expect(timersWhilePaused).toBeLessThan(20);
 
     p.send(message(MessageType.StartPublication));
-    await waitFor(() => p.streamData().length >= 12, 2000, 'the queued messages after start_publication');
+    await waitFor(() => p.streamData().length >= framesAtPause + 10, 2000, 'the queued messages after start_publication');
     expect(publication).toEqual(['paused', 'started']);
     const sequences = new Set(p.streamData().map((m) => m.sequenceNumber));
     expect([...sequences].sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     // The two overdue ones were resent after the pause ended.
-    expect(p.channel.stats.resends).toBeGreaterThanOrEqual(2);
+    expect(p.channel.stats.resends).toBeGreaterThanOrEqual(resendsAtPause + 2);
 
     for (const m of p.streamData()) p.send(ackFor(m));
     await waitFor(() => p.channel.bufferedMessages === 0, 2000, 'every message acknowledged');
@@ -291,6 +294,8 @@ describe('garbage from the peer', () => {
     expect(p.channel.isAttached).toBe(false);
     expect(() => p.channel.sendStreamMessage(PayloadType.Output, Buffer.from('late'))).toThrow(BridgeError);
     // The peer got exactly one ack: for the single valid message.
+    await waitFor(() => p.acks().length >= 1, 2000, 'the ack of the valid message');
+    await sleep(30);
     expect(p.acks()).toHaveLength(1);
   });
 });

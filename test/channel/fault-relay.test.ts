@@ -76,7 +76,7 @@ describe('FaultRelay', () => {
   });
 
   it('reorders by holding a frame until the next one, and releases a lone held frame after maxHoldMs', async () => {
-    const r = await relayed({ toUpstream: { reorderRate: 1 }, maxHoldMs: 30 });
+    const r = await relayed({ toUpstream: { reorderRate: 1 }, maxHoldMs: 200 });
     for (let i = 0; i < 4; i++) r.client.send(frame(i));
     await waitFor(() => r.atUpstream.length === 4, 2000, 'four frames');
     expect(r.atUpstream.map(([, b]) => indexOf(b))).toEqual([1, 0, 3, 2]);

@@ -49,8 +49,9 @@ describe('WebSocketTransport silence detection', () => {
     relay.freeze();
     const [silenceMs, closeMs] = await silenceAndClose(transport, 3000);
     expect(silenceMs).toBeGreaterThanOrEqual(silenceTimeoutMs - pingIntervalMs);
-    expect(silenceMs).toBeLessThanOrEqual(silenceTimeoutMs + 3 * pingIntervalMs);
-    expect(closeMs).toBeLessThanOrEqual(silenceTimeoutMs + 3 * pingIntervalMs + 200);
+    // Detected on the first ping tick past the timeout (slack for a loaded machine's late timers).
+    expect(silenceMs).toBeLessThanOrEqual(silenceTimeoutMs + pingIntervalMs + 300);
+    expect(closeMs).toBeLessThanOrEqual(silenceTimeoutMs + pingIntervalMs + 500);
     expect(transport.isOpen).toBe(false);
   });
 
@@ -69,8 +70,9 @@ describe('WebSocketTransport silence detection', () => {
     const transport = track(new WebSocketTransport(ws, { pingIntervalMs, silenceTimeoutMs }));
     const [silenceMs, closeMs] = await silenceAndClose(transport, 3000);
     expect(silenceMs).toBeGreaterThanOrEqual(silenceTimeoutMs - pingIntervalMs);
-    expect(silenceMs).toBeLessThanOrEqual(silenceTimeoutMs + 3 * pingIntervalMs);
-    expect(closeMs).toBeLessThanOrEqual(silenceTimeoutMs + 3 * pingIntervalMs + 200);
+    // Detected on the first ping tick past the timeout (slack for a loaded machine's late timers).
+    expect(silenceMs).toBeLessThanOrEqual(silenceTimeoutMs + pingIntervalMs + 300);
+    expect(closeMs).toBeLessThanOrEqual(silenceTimeoutMs + pingIntervalMs + 500);
   });
 
   it('stays open on an idle but answering connection (pongs count as life)', async () => {

@@ -206,6 +206,10 @@ describe('forward errors: one line, a documented exit code, no stack trace', () 
     await expectFailure([TARGET, '--document-name', 'AWS-StartPortForwardingSession', '--parameters', '{nope', '--endpoint-url', env.sandbox.endpoint], 2, /--parameters is not valid JSON/);
   });
 
+  it('bad parameter value (the service answers InvalidParameters)', async () => {
+    await expectFailure([TARGET, '--document-name', 'AWS-StartPortForwardingSession', '--parameters', '{"portNumber":["99999"]}', '--endpoint-url', env.sandbox.endpoint], 2, /parameters were rejected.*portNumber/);
+  });
+
   it('missing remote port', async () => {
     await expectFailure([TARGET, '--endpoint-url', env.sandbox.endpoint], 2, /--remote-port is required/);
   });

@@ -1,6 +1,7 @@
 import {
   DoesNotExistException,
   InvalidDocument,
+  InvalidParameters,
   ResumeSessionCommand,
   SSMClient,
   StartSessionCommand,
@@ -90,13 +91,13 @@ describe('sandbox SSM API through @aws-sdk/client-ssm', () => {
     expect((await errorOf(ssm.send(longReason))).name).toBe('ValidationException');
   });
 
-  it('answers InvalidDocument for unknown documents, shells, unknown or bad parameters, a missing host', async () => {
+  it('answers InvalidDocument for unknown documents and shells, InvalidParameters for unknown or bad parameters and a missing host', async () => {
     expect(await errorOf(start('No-Such-Doc'))).toBeInstanceOf(InvalidDocument);
     expect(await errorOf(start(undefined))).toBeInstanceOf(InvalidDocument);
-    expect(await errorOf(start('AWS-StartPortForwardingSession', { nope: ['1'] }))).toBeInstanceOf(InvalidDocument);
-    expect(await errorOf(start('AWS-StartPortForwardingSession', { portNumber: ['99999'] }))).toBeInstanceOf(InvalidDocument);
+    expect(await errorOf(start('AWS-StartPortForwardingSession', { nope: ['1'] }))).toBeInstanceOf(InvalidParameters);
+    expect(await errorOf(start('AWS-StartPortForwardingSession', { portNumber: ['99999'] }))).toBeInstanceOf(InvalidParameters);
     const missingHost = await errorOf(start('AWS-StartPortForwardingSessionToRemoteHost', { portNumber: ['80'] }));
-    expect(missingHost).toBeInstanceOf(InvalidDocument);
+    expect(missingHost).toBeInstanceOf(InvalidParameters);
     expect(missingHost.message).toMatch(/host/);
   });
 

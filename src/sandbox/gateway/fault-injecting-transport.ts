@@ -15,6 +15,8 @@ export interface ConnectionFaults {
   reorderRate: number;
   delayRate: number;
   delayMs: number;
+  /** Swallow every binary frame both ways without closing (the gateway also stops answering pings). */
+  blackhole?: boolean | undefined;
 }
 
 export interface FaultCounters {
@@ -89,6 +91,7 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
     if (!this.isOpen) return false;
     this.counters.framesOut++;
     this.counters.bytesOut += frame.length;
+    if (this.swallow()) return true;
     if (this.countAndMaybeCut(frame.length)) return false;
     let out = frame;
     if (this.options.takeCorruption?.() && frame.length > DIGEST_OFFSET) {
@@ -130,6 +133,7 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
     if (this.cut) return;
     this.counters.framesIn++;
     this.counters.bytesIn += frame.length;
+    if (this.swallow()) return;
     if (this.countAndMaybeCut(frame.length)) return;
     this.applyFaults(frame, (f) => {
       this.emit('message', f, true);
@@ -170,6 +174,13 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
       ok = deliver(held) && ok;
     }
     return ok;
+  }
+
+  /** Blackhole: the frame vanishes (counted as dropped) and, unlike a cut, nothing closes. */
+  private swallow(): boolean {
+    if (!this.options.faults().blackhole) return false;
+    this.counters.dropped++;
+    return true;
   }
 
   private countAndMaybeCut(bytes: number): boolean {

@@ -89,8 +89,11 @@ const DATA_CHANNEL_PATH = /^\/v1\/data-channel\/([^/?]+)$/;
  * each connection to its session's agent-role channel — the same channel across reconnects (SPEC §6).
  */
 export class Gateway {
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  // Pongs are ours to send (onConnection): a blackholed connection must not answer the client's pings.
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, autoPong: false });
   private readonly live = new Map<string, LiveSession>();
+  /** The last counters of sessions that ended: the control API reports them after the end too. */
+  private readonly endedTraffic = new Map<string, SessionTraffic>();
   private readonly options: GatewayOptions;
   private readonly logger: Logger;
 
@@ -113,10 +116,10 @@ export class Gateway {
     return true;
   }
 
-  /** Counters of a live session, or undefined once it ended. */
+  /** Counters of a session: live, or as they were when it ended; undefined for a session never connected. */
   traffic(sessionId: string): SessionTraffic | undefined {
     const live = this.live.get(sessionId);
-    if (!live) return undefined;
+    if (!live) return this.endedTraffic.get(sessionId);
     const s = live.channel.stats;
     return {
       ...live.counters,
@@ -146,6 +149,8 @@ export class Gateway {
   terminate(sessionId: string, reason: string): void {
     const live = this.live.get(sessionId);
     if (!live) return;
+    // A stream session ends when its destination closes: its byte counts are what a test checks afterwards.
+    this.endedTraffic.set(sessionId, this.traffic(sessionId)!);
     this.live.delete(sessionId);
     live.agent.close();
     const transport = live.channel.detach() as FaultInjectingTransport | undefined;
@@ -164,6 +169,9 @@ export class Gateway {
   }
 
   private onConnection(ws: WebSocket, sessionId: string): void {
+    ws.on('ping', (data: Buffer) => {
+      if (ws.readyState === ws.OPEN && !this.options.faults().blackhole) ws.pong(data);
+    });
     const timer = setTimeout(() => ws.close(1008, 'OpenDataChannelInput not received'), this.options.openTimeoutMs ?? 10_000);
     timer.unref();
     ws.once('message', (data: Buffer, isBinary: boolean) => {

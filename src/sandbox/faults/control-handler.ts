@@ -1,0 +1,132 @@
+/**
+ * The sandbox control API, on the sandbox's own HTTP port (loopback), under `/_sandbox/`. JSON in and out;
+ * errors are `{"error": "<Code>", "message": "…"}` with a 4xx status.
+ *
+ * | route | does |
+ * |---|---|
+ * | `GET /_sandbox/sessions` | every session (terminated ones too): state, timestamps, properties, counters; never the token |
+ * | `GET /_sandbox/sessions/<id>` | one session; 404 when unknown |
+ * | `POST /_sandbox/sessions/<id>/drop` | 202: asks the gateway (event `dropRequested` on FaultState) to cut the session's WebSocket; the session survives for a resume. 409 when terminated |
+ * | `POST /_sandbox/sessions/<id>/expire` | ends it as an expiry does (reason `expired`): ResumeSession then gives no token |
+ * | `POST /_sandbox/sessions/<id>/terminate` | ends it as TerminateSession does |
+ * | `GET /_sandbox/faults` | the fault settings, plus the PRNG `seed` |
+ * | `POST /_sandbox/faults` | merge a JSON object into the settings (all or nothing; 400 naming a bad field) |
+ * | `DELETE /_sandbox/faults` | every fault off |
+ *
+ * expire and terminate are idempotent: on a session already over they change nothing and answer 200.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isBridgeError } from '../../errors.js';
+import { silentLogger, type Logger } from '../../logger.js';
+import { readJsonBody, sendJson } from '../api/http.js';
+import { SsmApiError } from '../api/ssm-api-error.js';
+import { describeSession, type SessionCounters, type SessionRegistry, type SessionSummary } from '../registry.js';
+import type { FaultState } from './fault-state.js';
+
+/** The reason a session terminated through the control API carries. */
+export const CONTROL_TERMINATE_REASON = 'terminated through the sandbox control API';
+
+export interface ControlHandlerOptions {
+  /** Live counters kept elsewhere (the gateway), merged over the record's own counters. */
+  traffic?: (sessionId: string) => Partial<SessionCounters> | undefined;
+  logger?: Logger;
+}
+
+class ControlError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+function methodNotAllowed(method: string | undefined, path: string, allowed: string[]): ControlError {
+  return new ControlError(405, 'MethodNotAllowed', `${method} ${path} is not supported; use ${allowed.join(' or ')}`, { Allow: allowed.join(', ') });
+}
+
+/** The handler for requests whose path starts with `/_sandbox/`. */
+export function createControlHandler(registry: SessionRegistry, faults: FaultState, options: ControlHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const logger = options.logger ?? silentLogger;
+
+  const summary = (sessionId: string): SessionSummary => {
+    const record = registry.get(sessionId);
+    if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
+    const s = describeSession(record);
+    const live = options.traffic?.(sessionId);
+    // The registry and API own these three; the gateway's copy of the rest is fresher.
+    if (live) s.counters = { ...s.counters, ...live, resumeSessionCalls: s.counters.resumeSessionCalls, connections: s.counters.connections, reconnects: s.counters.reconnects };
+    return s;
+  };
+
+  const faultsView = () => ({ ...faults.settings, seed: faults.seed });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = new URL(req.url ?? '/', 'http://sandbox').pathname;
+    const parts = path.split('/').filter(Boolean);
+    if (parts[0] !== '_sandbox') throw new ControlError(404, 'NotFound', `no control route ${path}`);
+    const [, resource, rawId, action] = parts;
+
+    if (resource === 'faults' && parts.length === 2) {
+      if (req.method === 'GET') return sendJson(res, 200, faultsView());
+      if (req.method === 'POST') {
+        faults.update(await readJsonBody(req));
+        logger.info({ faults: faultsView() }, 'sandbox faults changed');
+        return sendJson(res, 200, faultsView());
+      }
+      if (req.method === 'DELETE') {
+        faults.reset();
+        return sendJson(res, 200, faultsView());
+      }
+      throw methodNotAllowed(req.method, path, ['GET', 'POST', 'DELETE']);
+    }
+
+    if (resource === 'sessions') {
+      if (parts.length === 2) {
+        if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
+        return sendJson(res, 200, registry.list().map((r) => summary(r.sessionId)));
+      }
+      const sessionId = decodeURIComponent(rawId!);
+      if (parts.length === 3) {
+        if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
+        return sendJson(res, 200, summary(sessionId));
+      }
+      if (parts.length === 4 && (action === 'drop' || action === 'expire' || action === 'terminate')) {
+        if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);
+        const record = registry.get(sessionId);
+        if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
+        logger.info({ sessionId, action }, 'sandbox control');
+        if (action === 'drop') {
+          if (record.state === 'terminated') throw new ControlError(409, 'SessionTerminated', `session ${sessionId} is terminated (${record.terminatedReason ?? ''}); there is no connection to drop`);
+          faults.requestDrop(sessionId);
+          return sendJson(res, 202, summary(sessionId));
+        }
+        if (action === 'expire') registry.expire(sessionId);
+        else registry.terminate(sessionId, CONTROL_TERMINATE_REASON);
+        return sendJson(res, 200, summary(sessionId));
+      }
+    }
+    throw new ControlError(404, 'NotFound', `no control route ${req.method} ${path}; see GET /_sandbox/sessions, /_sandbox/faults`);
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      let e: ControlError;
+      if (err instanceof ControlError) e = err;
+      else if (err instanceof SsmApiError) e = new ControlError(err.status, err.type, err.message);
+      else if (isBridgeError(err)) e = new ControlError(400, 'InvalidArgument', err.message);
+      else {
+        logger.error({ err: err instanceof Error ? err.stack ?? err.message : String(err) }, 'sandbox control: unexpected error');
+        e = new ControlError(500, 'InternalError', 'unexpected error in the sandbox control API');
+      }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      req.resume();
+      sendJson(res, e.status, { error: e.code, message: e.message }, 'application/json', e.headers);
+    });
+  };
+}
