@@ -1,6 +1,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BridgeError, ErrorCode } from '../errors.js';
+import type { SessionTraffic } from './gateway/gateway.js';
+import { newFaultCounters } from './gateway/fault-injecting-transport.js';
 import { parseHostPort, type SandboxConfig, type SessionTypeProperties, type TargetConfig } from './config.js';
 
 /*
@@ -23,35 +25,9 @@ export const EXPIRED_REASON = 'expired';
  * Per-session counters: a plain mutable object. The registry counts `connections` and `reconnects`; the
  * API counts `resumeSessionCalls`; the gateway increments the rest as traffic flows.
  */
-export interface SessionCounters {
+export interface SessionCounters extends SessionTraffic {
   /** ResumeSession calls naming this session, including failed (fault-injected) and token-less ones. */
   resumeSessionCalls: number;
-  /** Data-channel WebSockets accepted with a valid token. */
-  connections: number;
-  /** Connections after the first one. */
-  reconnects: number;
-  /** Stream messages the agent sent / received (SPEC §5), resends excluded. */
-  messagesToClient: number;
-  messagesFromClient: number;
-  /** Payload bytes of those stream messages. */
-  payloadBytesToClient: number;
-  payloadBytesFromClient: number;
-  acksSent: number;
-  acksReceived: number;
-  resends: number;
-  duplicatesReceived: number;
-  malformedReceived: number;
-  /** Binary WebSocket frames and their bytes, from the client (In) and to it (Out), faults included. */
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  /** Frames the fault injection dropped, duplicated, reordered, delayed or corrupted. */
-  dropped: number;
-  duplicated: number;
-  reordered: number;
-  delayed: number;
-  corrupted: number;
 }
 
 export function newSessionCounters(): SessionCounters {
@@ -68,15 +44,7 @@ export function newSessionCounters(): SessionCounters {
     resends: 0,
     duplicatesReceived: 0,
     malformedReceived: 0,
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    dropped: 0,
-    duplicated: 0,
-    reordered: 0,
-    delayed: 0,
-    corrupted: 0,
+    ...newFaultCounters(),
   };
 }
 

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
+import { mulberry32 } from '../../src/sandbox/faults/mulberry32.js';
 
 /*
  * A WebSocket relay on 127.0.0.1 between a client and an upstream ws server, for channel tests (STYLE: Tests).
@@ -54,17 +55,8 @@ export interface FaultRelayOptions {
 
 const NO_FAULTS: FaultPlan = { dropRate: 0, duplicateRate: 0, reorderRate: 0, delayRate: 0, delayMs: 0 };
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The sandbox's seeded PRNG: the relay's decisions repeat for the same seed and traffic. */
+export const seededRandom = mulberry32;
 
 function newCounters(): RelayCounters {
   return { frames: 0, bytes: 0, textFrames: 0, dropped: 0, duplicated: 0, reordered: 0, delayed: 0 };

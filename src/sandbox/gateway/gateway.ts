@@ -60,8 +60,10 @@ export interface GatewayOptions {
 
 /** Per-session counters the sandbox reports. */
 export interface SessionTraffic extends FaultCounters {
+  /** Data-channel WebSockets accepted with a valid token, and those after the first. */
   connections: number;
   reconnects: number;
+  /** Stream messages the agent sent / received (SPEC §5), resends excluded, and their payload bytes. */
   messagesToClient: number;
   messagesFromClient: number;
   payloadBytesToClient: number;
