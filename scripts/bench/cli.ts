@@ -94,26 +94,35 @@ async function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Sandbox + servers + `ssm-bridge proxy` to `remotePort` with piped stdin/stdout, for the duration of `body`. */
-async function withProxy<T>(remotePort: 'discard' | 'source', body: (proxy: ChildProcess) => Promise<T>): Promise<T> {
+/** The three servers and a sandbox whose target reaches them on ports 9, 19 and 7, for the duration of `body`. */
+async function withSandbox<T>(body: (endpoint: string) => Promise<T>): Promise<T> {
   const servers = await startServers();
   const dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-bench-'));
   const config = join(dir, 'sandbox.json');
-  writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports: { '9': `127.0.0.1:${servers.discard.port}`, '19': `127.0.0.1:${servers.source.port}` } } } }));
+  writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports: { '9': `127.0.0.1:${servers.discard.port}`, '19': `127.0.0.1:${servers.source.port}`, '7': `127.0.0.1:${servers.echo.port}` } } } }));
   const sandbox = spawn(process.execPath, [CLI, 'sandbox', '--config', config, '--log-level', 'warn'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
-  let proxy: ChildProcess | undefined;
   try {
-    const endpoint = (await waitFor(sandbox, /listening on (http:\/\/\S+)/))[1]!;
-    const port = remotePort === 'discard' ? '9' : '19';
-    proxy = spawn(process.execPath, [CLI, 'proxy', TARGET, '--port', port, '--endpoint-url', endpoint], { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
-    return await body(proxy);
+    return await body((await waitFor(sandbox, /listening on (http:\/\/\S+)/))[1]!);
   } finally {
-    if (proxy) await stop(proxy);
     await stop(sandbox);
     servers.discard.close();
     servers.source.close();
     servers.echo.close();
   }
+}
+
+const REMOTE_PORTS = { discard: '9', source: '19', echo: '7' } as const;
+
+/** Sandbox + servers + `ssm-bridge proxy` to `remotePort` with piped stdin/stdout, for the duration of `body`. */
+function withProxy<T>(remotePort: 'discard' | 'source', body: (proxy: ChildProcess) => Promise<T>): Promise<T> {
+  return withSandbox(async (endpoint) => {
+    const proxy = spawn(process.execPath, [CLI, 'proxy', TARGET, '--port', REMOTE_PORTS[remotePort], '--endpoint-url', endpoint], { env: ENV, stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      return await body(proxy);
+    } finally {
+      await stop(proxy);
+    }
+  });
 }
 
 /** Through `proxy`: stdin → remote (the discard server's count protocol), measured to the server's answer. */
@@ -141,37 +150,29 @@ async function proxyDownload(proxy: ChildProcess, bytes: number): Promise<number
   header.writeBigUInt64BE(BigInt(bytes));
   proxy.stdin!.write(header);
   let got = 0;
-  await new Promise<void>((r) =>
+  await new Promise<void>((resolvePromise, reject) => {
     proxy.stdout!.on('data', (d: Buffer) => {
       got += d.length;
-      if (got >= bytes) r();
-    }),
-  );
+      if (got >= bytes) resolvePromise();
+    });
+    // Bounded: a proxy that ends early fails the row instead of hanging the run.
+    proxy.stdout!.once('end', () => reject(new Error(`proxy stdout ended after ${got} of ${bytes} bytes (exit ${proxy.exitCode})`)));
+  });
   return toMBps(bytes, performance.now() - started);
 }
 
 /** Sandbox + servers + one forward to `remotePort`, for the duration of `body`. */
-async function withForward<T>(remotePort: 'discard' | 'source' | 'echo', body: (localPort: number, startMs: number) => Promise<T>): Promise<T> {
-  const servers = await startServers();
-  const dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-bench-'));
-  const config = join(dir, 'sandbox.json');
-  writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports: { '9': `127.0.0.1:${servers.discard.port}`, '19': `127.0.0.1:${servers.source.port}`, '7': `127.0.0.1:${servers.echo.port}` } } } }));
-  const sandbox = spawn(process.execPath, [CLI, 'sandbox', '--config', config, '--log-level', 'warn'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
-  let forward: ChildProcess | undefined;
-  try {
-    const endpoint = (await waitFor(sandbox, /listening on (http:\/\/\S+)/))[1]!;
-    const port = { discard: '9', source: '19', echo: '7' }[remotePort];
+function withForward<T>(remotePort: 'discard' | 'source' | 'echo', body: (localPort: number, startMs: number) => Promise<T>): Promise<T> {
+  return withSandbox(async (endpoint) => {
     const started = performance.now();
-    forward = spawn(process.execPath, [CLI, 'forward', TARGET, '--remote-port', port, '--endpoint-url', endpoint, '--log-level', 'warn'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
-    const localPort = Number((await waitFor(forward, /Listening on 127\.0\.0\.1:(\d+)/))[1]);
-    return await body(localPort, performance.now() - started);
-  } finally {
-    if (forward) await stop(forward);
-    await stop(sandbox);
-    servers.discard.close();
-    servers.source.close();
-    servers.echo.close();
-  }
+    const forward = spawn(process.execPath, [CLI, 'forward', TARGET, '--remote-port', REMOTE_PORTS[remotePort], '--endpoint-url', endpoint, '--log-level', 'warn'], { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      const localPort = Number((await waitFor(forward, /Listening on 127\.0\.0\.1:(\d+)/))[1]);
+      return await body(localPort, performance.now() - started);
+    } finally {
+      await stop(forward);
+    }
+  });
 }
 
 function connect(port: number): Promise<net.Socket> {

@@ -1,6 +1,5 @@
 export * from './config.js';
 export * from './registry.js';
-export * from './documents.js';
 export * from './faults/index.js';
 export * from './gateway/gateway.js';
 export * from './agent/agent-session.js';

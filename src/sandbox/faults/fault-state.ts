@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { BridgeError, ErrorCode } from '../../errors.js';
+import type { GatewayFaults } from '../gateway/gateway.js';
 import { mulberry32 } from './mulberry32.js';
 
 /** How a fault-injected ResumeSession call fails. */
@@ -9,26 +10,7 @@ export type ResumeFailureKind = 'InternalServerError' | 'ThrottlingException';
  * Every fault the sandbox can inject; all off by default. The gateway reads the live object on every
  * frame and connection, so a change applies mid-session.
  */
-export interface FaultSettings {
-  /** Cut each data-channel WebSocket after this many binary frames (both ways). Undefined: never. */
-  closeAfterMessages?: number | undefined;
-  /** Cut each data-channel WebSocket after this many bytes of binary frames (both ways). Undefined: never. */
-  closeAfterBytes?: number | undefined;
-  /** Cut each data-channel WebSocket this many ms after it opens. Undefined: never. */
-  closeEveryMs?: number | undefined;
-  /** Fraction in [0, 1] of binary frames to drop. */
-  dropRate: number;
-  /** Fraction in [0, 1] of binary frames to send twice. */
-  duplicateRate: number;
-  /** Fraction in [0, 1] of binary frames to hold back behind the next one. */
-  reorderRate: number;
-  /** Fraction in [0, 1] of binary frames to delay by `delayMs`. */
-  delayRate: number;
-  delayMs: number;
-  /** Corrupt the payload digest of this many upcoming agent → client messages. */
-  corruptDigestNext: number;
-  /** The agent's dials of destinations fail (ConnectToPortError in multiplexed mode). */
-  refuseDestination: boolean;
+export interface FaultSettings extends GatewayFaults {
   /**
    * Swallow every binary frame both ways, and the pongs, without closing: a silent connection (a dead NAT
    * mapping, a peer that froze). Only the client's silence detection gets it out (SPEC §2).

@@ -40,6 +40,7 @@ export interface GatewaySessionStore {
 }
 
 export interface GatewayFaults extends ConnectionFaults {
+  /** The agent's dials of destinations fail (ConnectToPortError in multiplexed mode). */
   refuseDestination: boolean;
   /** Corrupt the digest of this many upcoming agent→client frames. */
   corruptDigestNext: number;
