@@ -22,6 +22,27 @@ export interface StdioProxyOptions {
   flushTimeoutMs?: number;
 }
 
+/** How long the end of a session waits for received bytes to reach the output (a stalled reader must not hang us). */
+const OUTPUT_DRAIN_TIMEOUT_MS = 10_000;
+
+/** Resolve once `source` has ended (or was destroyed) and everything written to `sink` before that was flushed. */
+async function drained(source: Readable, sink: Writable, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  const flushed = (async () => {
+    if (!source.readableEnded && !source.destroyed) {
+      await new Promise<void>((resolve) => {
+        source.once('end', resolve);
+        source.once('close', resolve);
+      });
+    }
+    if (!sink.writable) return;
+    await new Promise<void>((resolve) => sink.write(Buffer.alloc(0), () => resolve()));
+  })();
+  await Promise.race([flushed, deadline]);
+  clearTimeout(timer);
+}
+
 export function proxyStartInput(options: StdioProxyOptions): StartSessionInput {
   if (options.documentName) {
     return { target: options.target, documentName: options.documentName, ...(options.parameters ? { parameters: options.parameters } : {}), ...(options.reason ? { reason: options.reason } : {}) };
@@ -85,8 +106,10 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
     void session.terminate(options.flushTimeoutMs ?? 30_000);
   });
 
-  const done = session.closed().then((err) => {
+  const done = session.closed().then(async (err) => {
     input.unpipe(remote);
+    // The bytes that arrived before the end are still on their way to stdout: let them out first.
+    await drained(remote, output, OUTPUT_DRAIN_TIMEOUT_MS);
     remote.unpipe(output);
     if (input !== process.stdin) return classify(err);
     // stdin may keep the event loop alive; we are done reading.

@@ -208,7 +208,10 @@ export class BridgeSession extends EventEmitter {
     this.setState('closed');
     this.resumeAbort.abort();
     this.channel.off('close', this.onChannelClose);
-    this.channel.close(error);
+    // A session the service ended (channel_closed, the agent's TerminateSession flag, no token to resume) ends
+    // `data` instead of destroying it: what already arrived was acknowledged, so the local side must still be
+    // able to read it. Only a broken channel (protocol error, resume timeout) discards it.
+    this.channel.close(error?.code === ErrorCode.SESSION_TERMINATED ? undefined : error);
     // close() destroys `data` with the error when someone listens (smux), but 'error' is emitted on the next
     // tick; when finish() runs inside a microtask (the resume loop: no token, timeout) the promise chain behind
     // closed() detaches those listeners first (smux.close()), and the unheard error crashed the process (exit 1
