@@ -106,25 +106,29 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
     void session.terminate(options.flushTimeoutMs ?? 30_000);
   });
 
+  // Whether the remote side had ended before the session did: read when the session closes, since the
+  // session's end then ends `remote` too (on the next tick, before closed() settles).
+  let remoteEndedFirst = false;
+  session.once('closed', () => (remoteEndedFirst = remote.readableEnded));
   const done = session.closed().then(async (err) => {
     input.unpipe(remote);
     // The bytes that arrived before the end are still on their way to stdout: let them out first.
     await drained(remote, output, OUTPUT_DRAIN_TIMEOUT_MS);
     remote.unpipe(output);
-    if (input !== process.stdin) return classify(err);
+    if (input !== process.stdin) return classify(err, remoteEndedFirst);
     // stdin may keep the event loop alive; we are done reading.
     process.stdin.pause();
-    return classify(err);
+    return classify(err, remoteEndedFirst);
   });
   return { session, done, stop };
 
-  function classify(err: BridgeError | undefined): BridgeError | undefined {
+  function classify(err: BridgeError | undefined, remoteEndedFirst: boolean): BridgeError | undefined {
     // In stream mode the service ends the session when the remote connection closes: a normal end.
     // Stream mode: a channel_closed with a reason before the destination sent anything means the agent could not
     // connect (SPEC §5: Output = reason or empty); any other end of a stream session is the remote side closing.
     const serviceReason = session.serviceCloseReason ?? '';
     const streamModeNormalEnd = session.handshake.properties.type === undefined && (remoteSentData || serviceReason === '');
-    if (err?.code === ErrorCode.SESSION_TERMINATED && (stopping || remote.readableEnded || streamModeNormalEnd)) return undefined;
+    if (err?.code === ErrorCode.SESSION_TERMINATED && (stopping || remoteEndedFirst || streamModeNormalEnd)) return undefined;
     // Ended with a reason before the destination said a word: the agent could not connect to it.
     if (err?.code === ErrorCode.SESSION_TERMINATED && session.handshake.properties.type === undefined && !remoteSentData && serviceReason !== '') {
       return new BridgeError(ErrorCode.CONNECT_TO_PORT_ERROR, `the agent could not connect to port ${options.port ?? 22} on ${options.target}: ${serviceReason}`, { cause: err });
