@@ -75,8 +75,9 @@ async function runTask(task: PeerTask): Promise<PeerReport> {
 
 const task = JSON.parse(process.argv[2] ?? '{}') as PeerTask;
 runTask(task).then(
-  (report) => process.send?.(report),
-  (err: unknown) => process.send?.({ error: err instanceof Error ? err.message : String(err) }),
+  // The parent may have stopped us already (it had what it needed): a failed send is not an error then.
+  (report) => process.send?.(report, undefined, undefined, () => {}),
+  (err: unknown) => process.send?.({ error: err instanceof Error ? err.message : String(err) }, undefined, undefined, () => {}),
 );
 // The bench process ends us when it has its number (or gives up); losing it ends us too.
 process.on('disconnect', () => process.exit(0));
