@@ -165,7 +165,7 @@ export class SmuxSession extends EventEmitter {
 
     carrier.on('data', this.#onCarrierData);
     carrier.on('end', this.#onCarrierEnd);
-    carrier.on('close', this.#onCarrierEnd);
+    carrier.on('close', this.#onCarrierClose);
     carrier.on('error', this.#onCarrierError);
     if (this.#keepAlive) this.#startKeepAlive(this.#keepAlive);
     // The owner may have paused the carrier until the session took over.
@@ -230,7 +230,12 @@ export class SmuxSession extends EventEmitter {
     this.#transition('closing');
   }
 
-  #transition(to: SmuxSessionState, reason?: Error, emitError = false): void {
+  /**
+   * `carrierEnded`: the carrier ended cleanly (every byte of it was parsed), as when the service ends the
+   * session: streams then end like a peer's FIN, so their readers get what was received, instead of being
+   * destroyed with it.
+   */
+  #transition(to: SmuxSessionState, reason?: Error, emitError = false, carrierEnded = false): void {
     const from = this.#state;
     if (from === 'closed' || from === to) return;
     switch (to) {
@@ -253,7 +258,8 @@ export class SmuxSession extends EventEmitter {
         for (const stream of streams) {
           // A stream that already has the peer's FIN holds all of its data: let its reader finish it.
           if (stream.remoteEnded && reason !== undefined) continue;
-          stream.abandon(reason);
+          if (carrierEnded) stream.carrierEnded();
+          else stream.abandon(reason);
         }
         // Writers still waiting on the carrier: after close() their frames are in it (success); after a
         // failure they will never be delivered.
@@ -354,6 +360,11 @@ export class SmuxSession extends EventEmitter {
   }
 
   readonly #onCarrierEnd = (): void => {
+    this.#transition('closed', new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the carrier under the smux session ended'), false, true);
+  };
+
+  /** A close without an end: the carrier was destroyed, and whatever it still held is gone. */
+  readonly #onCarrierClose = (): void => {
     this.#transition('closed', new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the carrier under the smux session closed'));
   };
 
@@ -365,7 +376,7 @@ export class SmuxSession extends EventEmitter {
     const carrier = this.#carrier;
     carrier.off('data', this.#onCarrierData);
     carrier.off('end', this.#onCarrierEnd);
-    carrier.off('close', this.#onCarrierEnd);
+    carrier.off('close', this.#onCarrierClose);
     carrier.off('error', this.#onCarrierError);
     carrier.off('drain', this.#onCarrierDrain);
     if (this.#carrierPaused) {

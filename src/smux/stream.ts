@@ -34,9 +34,10 @@ export interface SmuxStreamHost {
  * To send data and then FIN (what the agent does when its destination closes): `stream.end(data, () =>
  * stream.destroy())`. Calling `destroy()` right after `write()` can drop writes still buffered in the stream.
  *
- * Errors: when the session dies (carrier closed, protocol error, keep-alive timeout) open streams are destroyed
+ * Errors: when the session dies (carrier destroyed, protocol error, keep-alive timeout) open streams are destroyed
  * with that error, so listen for `error` (or use `pipeline`). A stream that already had the peer's FIN is left
- * to deliver its data and end normally.
+ * to deliver its data and end normally, and so is every stream when the carrier ends cleanly (the service
+ * ended the session: what arrived before that is delivered, then the readable side ends).
  */
 export class SmuxStream extends Duplex {
   /** The smux stream id: odd when the client opened it (3, 5, …), even when the server did (2, 4, …). */
@@ -97,6 +98,15 @@ export class SmuxStream extends Duplex {
     if (this.#remoteFin) return;
     this.#remoteFin = true;
     this.#flushQueue();
+  }
+
+  /**
+   * Session → stream: the carrier ended cleanly, so the peer will send nothing more and hears nothing more:
+   * end the readable side after the data received, as a FIN would; later writes are discarded. @internal
+   */
+  carrierEnded(): void {
+    this.#finSent = true;
+    this.receiveFin();
   }
 
   /** Session → stream: the session is gone, so no FIN can be sent. @internal */

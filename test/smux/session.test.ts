@@ -195,6 +195,7 @@ describe('SmuxSession over a real TCP connection', () => {
   it('destroys open streams with CHANNEL_CLOSED when the carrier dies, but lets a finished stream deliver its data', async () => {
     const { pair, client, server } = await sessionPair();
     server.on('stream', (s: SmuxStream) => {
+      s.on('error', () => {});
       s.once('data', (chunk: Buffer) => {
         if (chunk.toString() === 'finish me') s.end('all of it', () => s.destroy());
       });
@@ -205,13 +206,41 @@ describe('SmuxSession over a real TCP connection', () => {
     finished.write('finish me');
     await waitFor(() => finished.remoteEnded, 2_000, 'the FIN of the finished stream');
     const closed = next<[Error | undefined]>(client, 'close');
-    pair.server.destroy();
+    pair.client.destroy();
     const [reason] = await closed;
     expect(reason).toBeInstanceOf(BridgeError);
     expect((reason as BridgeError).code).toBe('CHANNEL_CLOSED');
     await waitFor(() => open.destroyed, 2_000, 'the open stream to be destroyed');
     expect((openError.error as BridgeError | undefined)?.code).toBe('CHANNEL_CLOSED');
     expect((await readAll(finished)).toString()).toBe('all of it');
+  });
+
+  it('ends open streams after their data when the carrier ends cleanly (the service ended the session)', async () => {
+    const { pair, client, server } = await sessionPair();
+    const served = new Promise<void>((resolve) =>
+      server.on('stream', (s: SmuxStream) => {
+        s.on('error', () => {});
+        s.write('sent before the end', () => resolve());
+      }),
+    );
+    const open = client.openStream();
+    const openError = recordError(open);
+    open.write('hello');
+    open.pause(); // the reader is slow: the data waits in the stream when the carrier ends
+    await served;
+    await waitFor(() => open.readableLength > 0 || open.queuedBytes > 0, 2_000, 'the data to arrive');
+    const closed = next<[Error | undefined]>(client, 'close');
+    pair.server.end();
+    await closed;
+    expect(open.destroyed).toBe(false);
+    const received = readAll(open);
+    open.resume();
+    expect((await received).toString()).toBe('sent before the end');
+    expect(openError.error).toBeUndefined();
+    // The peer hears nothing more: later writes are discarded, not failed.
+    open.end('too late');
+    await waitFor(() => open.destroyed, 2_000, 'the stream to finish');
+    expect(open.bytesDiscarded).toBe('too late'.length);
   });
 
   describe('keep-alive', () => {
