@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CLI_PATH, sandboxEnv } from '../helpers/cli.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { echoServer, within, type TestServer } from '../helpers/servers.js';
-import { startSshd, type TestSshd } from '../helpers/sshd.js';
+import { sshClientOptions, startSshd, type TestSshd } from '../helpers/sshd.js';
 
 const TARGET = 'i-0proxy000000000001';
 const UNKNOWN_TARGET = 'i-0proxy0000unknown0';
@@ -64,28 +64,13 @@ function run(command: string, args: string[], options: { stdin?: 'pipe' | 'ignor
   return { child, stdout: () => Buffer.concat(out), stderr: () => err, exited };
 }
 
-/** Options shared by ssh and scp: our proxy, a throwaway known_hosts, the test key, nothing from ~/.ssh. */
+/** Options shared by ssh and scp: our proxy as ProxyCommand, plus the shared client options (sshClientOptions). */
 function sshOptions(): string[] {
-  const proxy = [process.execPath, CLI_PATH, 'proxy', '%h', '--port', '%p', '--endpoint-url', env.sandbox.endpoint].map(shellQuote).join(' ');
-  return [
-    '-F', '/dev/null',
-    '-o', `ProxyCommand=${proxy}`,
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'IdentitiesOnly=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=10',
-    '-i', sshd.clientKey,
-  ];
+  return sshClientOptions(sshd, { proxyCommand: [process.execPath, CLI_PATH, 'proxy', '%h', '--port', '%p', '--endpoint-url', env.sandbox.endpoint] });
 }
 
 function ssh(args: string[], options: { stdin?: 'pipe' | 'ignore' } = {}): Run {
   return run('ssh', [...sshOptions(), '-l', sshd.user, ...args], options);
-}
-
-function shellQuote(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function sha256(data: Buffer): string {
