@@ -3,14 +3,19 @@ import { hideBin } from 'yargs/helpers';
 import yargs, { type Argv } from 'yargs';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { exitCodeFor, ExitCode } from './exit-codes.js';
-import { createLogger, type LogFormat } from './logging.js';
-import { runForward } from './commands/forward.js';
-import { runProxy } from './commands/proxy.js';
-import { runSandbox } from './commands/sandbox.js';
-import { runUp } from './commands/up.js';
+import type { LogFormat } from './logging.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+/*
+ * Each command's module (and so its dependencies: the sandbox, yaml, the SDK, ws, pino) is imported only
+ * inside its handler: start-up time is most of what `forward` costs before it listens (see README, design notes).
+ */
+async function loggerFor(level: string, format: LogFormat) {
+  const { createLogger } = await import('./logging.js');
+  return createLogger(level, format);
+}
 
 export interface GlobalOptions {
   region?: string | undefined;
@@ -78,7 +83,7 @@ export async function main(argv: string[]): Promise<void> {
           .usage('$0 forward <target> [options] [-- <command> [args...]]')
           .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
       async (args) => {
-        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        const [{ runForward }, logger] = await Promise.all([import('./commands/forward.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
         await runForward(withCommand(args, argv) as never, logger);
       },
     )
@@ -91,7 +96,7 @@ export async function main(argv: string[]): Promise<void> {
           .usage('$0 up -f <tunnels.yaml> [options] [-- <command> [args...]]')
           .epilogue('With "-- <command>": run the command once every tunnel listens, then terminate the sessions and exit with its status.'),
       async (args) => {
-        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        const [{ runUp }, logger] = await Promise.all([import('./commands/up.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
         await runUp(withCommand(args, argv) as never, logger);
       },
     )
@@ -107,7 +112,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('reason', { type: 'string' })
           .option('log-level', { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] }),
       async (args) => {
-        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        const [{ runProxy }, logger] = await Promise.all([import('./commands/proxy.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
         await runProxy(args as never, logger);
       },
     )
@@ -124,7 +129,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
           .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
       async (args) => {
-        const logger = createLogger(args.logLevel, args.logFormat as LogFormat);
+        const [{ runSandbox }, logger] = await Promise.all([import('./commands/sandbox.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
         await runSandbox(args as never, logger);
       },
     )
