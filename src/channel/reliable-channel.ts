@@ -46,6 +46,8 @@ export interface ReliableChannelOptions {
 export interface ChannelStats {
   messagesSent: number;
   payloadBytesSent: number;
+  /** Payload bytes of sent messages the peer has acknowledged: what it has taken into its custody. */
+  payloadBytesAcknowledged: number;
   resends: number;
   acksSent: number;
   acksReceived: number;
@@ -123,6 +125,7 @@ export class ReliableChannel extends EventEmitter {
   private readonly counters = {
     messagesSent: 0,
     payloadBytesSent: 0,
+    payloadBytesAcknowledged: 0,
     resends: 0,
     acksSent: 0,
     acksReceived: 0,
@@ -463,6 +466,7 @@ export class ReliableChannel extends EventEmitter {
     const acked = this.inFlight.get(ack.AcknowledgedMessageSequenceNumber);
     if (acked === undefined) return; // a repeat ack, or for a message already acknowledged
     this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
+    this.counters.payloadBytesAcknowledged += acked.payloadBytes;
     if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
     // Refill from a waiting writer first (it flushes), so one ack costs one flush.
     if (this.pendingWrite !== undefined) this.fillFromWriter();

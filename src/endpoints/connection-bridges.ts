@@ -87,6 +87,11 @@ export class BasicConnectionQueue {
     this.next();
   }
 
+  /** The session is over: connections still waiting for their turn will not get one. */
+  dropWaiting(): void {
+    for (const s of this.waiting.splice(0)) s.destroy();
+  }
+
   closeAll(): void {
     for (const s of this.waiting.splice(0)) s.destroy();
     this.active?.destroy();
@@ -114,13 +119,22 @@ export class BasicConnectionQueue {
         data.once('drain', () => socket.resume());
       }
     });
+    // The session ended cleanly: the connection ends after the last bytes received; if it failed, at once.
+    const onRemoteEnd = (): void => void socket.end();
+    const onRemoteClose = (): void => {
+      if (!data.readableEnded) socket.destroy();
+    };
     data.on('data', onRemoteData);
+    data.once('end', onRemoteEnd);
+    data.once('close', onRemoteClose);
     data.resume();
     socket.resume();
     // Basic mode cannot carry a half-close at all: a local FIN ends this connection.
     socket.once('end', () => socket.end());
     socket.once('close', () => {
       data.off('data', onRemoteData);
+      data.off('end', onRemoteEnd);
+      data.off('close', onRemoteClose);
       data.pause();
       this.counters.connectionsActive--;
       // An empty write's callback runs once every earlier byte has become a channel message,

@@ -26,6 +26,8 @@ export interface PortForwardOptions {
 /** Agents before this run smux keep-alive whatever the client reports (SPEC §7). */
 const FIRST_AGENT_WITH_KEEPALIVE_OPT_OUT = '3.1.1511.0';
 const SMUX_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 30_000 };
+/** How long local connections may take to read what arrived before the session ended (a stalled reader must not hold us). */
+const LOCAL_DRAIN_TIMEOUT_MS = 10_000;
 
 /** The StartSession input for a forward (SPEC §1 port documents). */
 export function forwardStartInput(options: PortForwardOptions, localPort: number): StartSessionInput {
@@ -56,6 +58,7 @@ export class PortForwarder extends EventEmitter {
   private smux: SmuxSession | undefined;
   private basic: BasicConnectionQueue | undefined;
   private closing = false;
+  private shutdown: Promise<void> | undefined;
 
   /**
    * Bind first (a port in use fails before any session exists), then start the session, then serve.
@@ -118,7 +121,8 @@ export class PortForwarder extends EventEmitter {
     } else {
       this.basic = new BasicConnectionQueue(session, this.counters);
     }
-    void session.closed().then(() => this.shutdownLocal());
+    // The service (or a failure) ended the session: let local apps have what was received first.
+    void session.closed().then(() => this.shutdownLocal(this.closing ? 0 : LOCAL_DRAIN_TIMEOUT_MS));
   }
 
   get endpoint(): LocalEndpoint {
@@ -142,7 +146,7 @@ export class PortForwarder extends EventEmitter {
   async close(): Promise<void> {
     this.closing = true;
     await this.session.terminate();
-    await this.shutdownLocal();
+    await this.shutdownLocal(0);
   }
 
   private accept(socket: net.Socket): void {
@@ -167,11 +171,33 @@ export class PortForwarder extends EventEmitter {
     }
   }
 
-  private async shutdownLocal(): Promise<void> {
+  /**
+   * Stop accepting, then close the local connections. With `drainMs`, connections first get that long to
+   * take the bytes already received and close on their own (smux streams end after their data when the
+   * session ends cleanly; see SmuxStream); whatever is still open after that is destroyed.
+   */
+  private shutdownLocal(drainMs: number): Promise<void> {
     this.closing = true;
-    this.smux?.close();
-    this.basic?.closeAll();
-    for (const s of this.sockets) s.destroy();
-    await this.listener.close();
+    this.shutdown ??= (async () => {
+      const listenerClosed = this.listener.close();
+      if (drainMs > 0 && this.sockets.size > 0) {
+        this.basic?.dropWaiting();
+        await allClosed([...this.sockets], drainMs);
+      }
+      this.smux?.close();
+      this.basic?.closeAll();
+      for (const s of this.sockets) s.destroy();
+      await listenerClosed;
+    })();
+    return this.shutdown;
   }
+}
+
+/** Resolve once every socket has closed, or after `timeoutMs`. */
+async function allClosed(sockets: net.Socket[], timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+  const closed = Promise.all(sockets.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once('close', resolve)))));
+  await Promise.race([closed, deadline]);
+  clearTimeout(timer);
 }

@@ -38,6 +38,7 @@ export function newSessionCounters(): SessionCounters {
     messagesToClient: 0,
     messagesFromClient: 0,
     payloadBytesToClient: 0,
+    payloadBytesAckedByClient: 0,
     payloadBytesFromClient: 0,
     acksSent: 0,
     acksReceived: 0,

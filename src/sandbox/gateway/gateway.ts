@@ -68,6 +68,8 @@ export interface SessionTraffic extends FaultCounters {
   messagesToClient: number;
   messagesFromClient: number;
   payloadBytesToClient: number;
+  /** Of those, the bytes the client has acknowledged (taken into its custody). */
+  payloadBytesAckedByClient: number;
   payloadBytesFromClient: number;
   acksSent: number;
   acksReceived: number;
@@ -131,6 +133,7 @@ export class Gateway {
       messagesToClient: s.messagesSent,
       messagesFromClient: s.messagesReceived,
       payloadBytesToClient: s.payloadBytesSent,
+      payloadBytesAckedByClient: s.payloadBytesAcknowledged,
       payloadBytesFromClient: s.payloadBytesReceived,
       acksSent: s.acksSent,
       acksReceived: s.acksReceived,
