@@ -1,5 +1,6 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
+import { coalesceWrites } from '../coalesce-writes.js';
 import { FlagValue } from '../protocol/index.js';
 import type { BridgeSession } from '../session/index.js';
 import type { SmuxStream } from '../smux/index.js';
@@ -101,7 +102,7 @@ export class BasicConnectionQueue {
     if (this.active !== undefined || this.session.isClosed) return;
     const socket = this.waiting.shift();
     if (socket === undefined) return;
-    this.active = socket;
+    this.active = coalesceWrites(socket); // basic mode writes one ≤ 1 KiB payload at a time
     this.counters.connectionsOpened++;
     this.counters.connectionsActive++;
     const data: Duplex = this.session.data;

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { coalesceWrites } from '../coalesce-writes.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
@@ -70,7 +71,8 @@ export interface StdioProxy {
 export async function startStdioProxy(options: StdioProxyOptions): Promise<StdioProxy> {
   const logger = options.logger ?? silentLogger;
   const input = options.input ?? process.stdin;
-  const output = options.output ?? process.stdout;
+  // Payloads arrive ≤ 1 KiB at a time and stdout writes are synchronous syscalls on a pipe: batch them per tick.
+  const output = coalesceWrites(options.output ?? process.stdout);
   const session = await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger });
   if (options.onStatus) session.on('status', options.onStatus);
 

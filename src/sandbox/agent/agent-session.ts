@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { Writable } from 'node:stream';
 import type { ReliableChannel } from '../../channel/index.js';
+import { coalesceWrites } from '../../coalesce-writes.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import {
   ActionType,
@@ -193,7 +194,7 @@ export class AgentSession extends EventEmitter {
     return dial(this.options.resolveDestination, host, port, this.options.refuseDestination?.() ?? false).then((socket) => {
       this.sockets.add(socket);
       socket.once('close', () => this.sockets.delete(socket));
-      return socket;
+      return coalesceWrites(socket);
     });
   }
 
