@@ -3,7 +3,14 @@ import { constants } from 'node:os';
 import type { Logger as PinoLogger } from 'pino';
 import type { LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
-import { envName } from './tunnels-file.js';
+
+/**
+ * The environment-variable form of a tunnel name: `read-db` → `READ_DB`. Here rather than in tunnels-file.ts
+ * (which re-exports it), so that `forward` does not load yaml.
+ */
+export function envName(name: string): string {
+  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
 
 /** What the command learns about one tunnel. */
 export interface TunnelFacts {

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
 import type { LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
+import { envName } from './run-command.js';
 
 /** Where to reach the SSM API; any field left out falls back to the command line, then the AWS SDK chains. */
 export interface AwsSettings {
@@ -48,10 +49,7 @@ const TUNNEL_KEYS = [
 /** A name becomes part of environment variable names (SSM_BRIDGE_<NAME>_LOCAL_PORT). */
 const NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
 
-/** The environment-variable form of a tunnel name: `read-db` → `READ_DB`. */
-export function envName(name: string): string {
-  return name.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-}
+export { envName };
 
 /** Read and validate a tunnels file; errors are INVALID_ARGUMENT naming `file:line`. */
 export async function readTunnelsFile(path: string): Promise<TunnelsFile> {
