@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { hideBin } from 'yargs/helpers';
 import yargs, { type Argv } from 'yargs';
+import type { Logger } from 'pino';
 import { BridgeError, ErrorCode } from '../errors.js';
+import { preloadAwsSdk } from '../session/ssm-api.js';
 import { exitCodeFor, ExitCode } from './exit-codes.js';
 import type { LogFormat } from './logging.js';
 
@@ -9,13 +11,32 @@ import type { LogFormat } from './logging.js';
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /*
- * Each command's module (and so its dependencies: the sandbox, yaml, the SDK, ws, pino) is imported only
- * inside its handler: start-up time is most of what `forward` costs before it listens (see README, design notes).
+ * Each command's module (and so its dependencies: the sandbox, yaml, the SDK, ws, pino) is imported only when
+ * that command runs, which main() decides once yargs has parsed (see README, design notes: start-up time).
  */
-async function loggerFor(level: string, format: LogFormat) {
-  const { createLogger } = await import('./logging.js');
-  return createLogger(level, format);
+type Run = (args: never, logger: Logger) => Promise<void>;
+const COMMANDS: Record<string, () => Promise<Run>> = {
+  forward: async () => (await import('./commands/forward.js')).runForward,
+  up: async () => (await import('./commands/up.js')).runUp,
+  proxy: async () => (await import('./commands/proxy.js')).runProxy,
+  sandbox: async () => (await import('./commands/sandbox.js')).runSandbox,
+};
+const loading = new Map<string, Promise<Run>>();
+function loadCommand(name: string): Promise<Run> | undefined {
+  const load = COMMANDS[name];
+  if (!load) return undefined;
+  let run = loading.get(name);
+  if (!run) {
+    run = load();
+    run.catch(() => {}); // reported by whoever awaits it
+    loading.set(name, run);
+  }
+  return run;
 }
+
+/** Defined by the bundle (scripts/build-bundle.mjs), from which yargs cannot find package.json; from dist/src, yargs reads it. */
+declare const SSM_BRIDGE_VERSION: string | undefined;
+const BUNDLED_VERSION = typeof SSM_BRIDGE_VERSION === 'string' ? SSM_BRIDGE_VERSION : undefined;
 
 export interface GlobalOptions {
   region?: string | undefined;
@@ -41,6 +62,17 @@ function withTunnelOptions<T>(y: Argv<T>) {
   return y
     .option('ready-file', { type: 'string', describe: 'once every listener is up, write this JSON file (atomically) describing the tunnels' })
     .option('stats-interval', { type: 'string', describe: 'log traffic stats this often, e.g. 30s (0: never)' });
+}
+
+/**
+ * yargs renders the command's whole help text each time it runs a command, to have it ready should the command
+ * call showHelp() (ours never do): tens of milliseconds, plus string-width's set-up on its first use (~60 ms,
+ * see scripts/build-bundle.mjs). Turned off through yargs's internals; should those change, this does nothing.
+ */
+function skipHelpCache(parser: Argv<unknown>): void {
+  type Internals = { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } };
+  const usage = (parser as unknown as Internals).getInternalMethods?.().getUsageInstance?.();
+  if (typeof usage?.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
 }
 
 /** yargs leaves `--` out when nothing follows it; keep it as an empty command, which is reported. */
@@ -82,10 +114,6 @@ export async function main(argv: string[]): Promise<void> {
           .option('reason', { type: 'string' })
           .usage('$0 forward <target> [options] [-- <command> [args...]]')
           .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
-      async (args) => {
-        const [{ runForward }, logger] = await Promise.all([import('./commands/forward.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
-        await runForward(withCommand(args, argv) as never, logger);
-      },
     )
     .command(
       'up',
@@ -95,10 +123,6 @@ export async function main(argv: string[]): Promise<void> {
           .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'the tunnels file, e.g. tunnels.yaml (see README "In CI")' })
           .usage('$0 up -f <tunnels.yaml> [options] [-- <command> [args...]]')
           .epilogue('With "-- <command>": run the command once every tunnel listens, then terminate the sessions and exit with its status.'),
-      async (args) => {
-        const [{ runUp }, logger] = await Promise.all([import('./commands/up.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
-        await runUp(withCommand(args, argv) as never, logger);
-      },
     )
     .command(
       'proxy <target>',
@@ -111,10 +135,6 @@ export async function main(argv: string[]): Promise<void> {
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON' })
           .option('reason', { type: 'string' })
           .option('log-level', { type: 'string', default: 'warn', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] }),
-      async (args) => {
-        const [{ runProxy }, logger] = await Promise.all([import('./commands/proxy.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
-        await runProxy(args as never, logger);
-      },
     )
     .command(
       'sandbox',
@@ -128,24 +148,36 @@ export async function main(argv: string[]): Promise<void> {
           .option('seed', { type: 'number', default: 1, describe: 'seed for fault injection' })
           .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
           .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
-      async (args) => {
-        const [{ runSandbox }, logger] = await Promise.all([import('./commands/sandbox.js'), loggerFor(args.logLevel, args.logFormat as LogFormat)]);
-        await runSandbox(args as never, logger);
-      },
     )
     // Everything after `--` is the command to run inside the tunnel(s), untouched by our parser.
     .parserConfiguration({ 'populate--': true })
     .demandCommand(1, 'name a command: forward, up, proxy or sandbox')
     .strict()
     .help()
-    .version()
     .fail((msg, err) => {
       if (err) throw err;
       throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${msg} (see ssm-bridge --help)`);
     });
+  skipHelpCache(parser);
+  if (BUNDLED_VERSION === undefined) parser.version();
+  else parser.version(BUNDLED_VERSION);
+  // Start reading the command's module (the first word that is not an option, when it names one) and the
+  // logger's while yargs parses; a wrong guess only costs the read.
+  const guess = argv.find((a) => !a.startsWith('-'));
+  if (guess === 'forward' || guess === 'up' || guess === 'proxy') preloadAwsSdk();
+  if (guess) loadCommand(guess);
+  const logging = import('./logging.js');
+  logging.catch(() => {});
   try {
-    const parsed = await parser.parseAsync();
+    const parsed = (await parser.parseAsync()) as Record<string, unknown> & { _: Array<string | number> };
     debug = ['debug', 'trace'].includes(String(parsed.logLevel));
+    const name = String(parsed._[0]);
+    const run = loadCommand(name);
+    if (!run) throw new Error(`no such command: ${name}`);
+    const [command, { createLogger }] = await Promise.all([run, logging]);
+    const logger = createLogger(String(parsed.logLevel), parsed.logFormat as LogFormat);
+    const args = name === 'forward' || name === 'up' ? withCommand(parsed, argv) : parsed;
+    await command(args as never, logger);
   } catch (err) {
     fail(err, debug);
   }

@@ -107,15 +107,26 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
   return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${name ? `${name}: ` : ''}${message}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
 }
 
+let awsSdk: Promise<typeof import('./aws-sdk.js')> | undefined;
+
+/**
+ * Start loading the AWS SDK, once, without waiting for it: the CLI calls this as it starts, for the commands
+ * that will open sessions, so that the load overlaps the argument parsing. createSsmApi awaits the same load.
+ */
+export function preloadAwsSdk(): Promise<typeof import('./aws-sdk.js')> {
+  if (!awsSdk) {
+    awsSdk = import('./aws-sdk.js');
+    awsSdk.catch(() => {}); // reported by createSsmApi
+  }
+  return awsSdk;
+}
+
 /**
  * Build the SSM API over @aws-sdk/client-ssm. The SDK is imported lazily: it is most of our start-up time,
  * and `ssm-bridge --help` or the sandbox never need it.
  */
 export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
-  const [{ SSMClient, StartSessionCommand, ResumeSessionCommand, TerminateSessionCommand }, { fromNodeProviderChain }] = await Promise.all([
-    import('@aws-sdk/client-ssm'),
-    import('@aws-sdk/credential-providers'),
-  ]);
+  const { SSMClient, StartSessionCommand, ResumeSessionCommand, TerminateSessionCommand, fromNodeProviderChain } = await preloadAwsSdk();
   const client = new SSMClient({
     ...(options.region ? { region: options.region } : {}),
     ...(options.profile ? { profile: options.profile } : {}),
