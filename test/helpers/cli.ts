@@ -3,8 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-/** The built CLI: `npm test` builds before running vitest. */
-export const CLI_PATH = resolve(REPO_ROOT, 'dist/src/cli/main.js');
+/** The built CLI, as shipped (package.json "bin": the esbuild bundle): `npm test` builds before running vitest. */
+export const CLI_PATH = resolve(REPO_ROOT, 'dist/bin/ssm-bridge.mjs');
 
 /** Environment for a CLI run against the sandbox: dummy credentials, a region, nothing from the host. */
 export function sandboxEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
