@@ -12,7 +12,7 @@ import { MiB, toMBps, type BenchRow } from './types.js';
  * developer's laptop running the sandbox.
  */
 
-const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/main.js');
+const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ssm-bridge.mjs');
 const TARGET = 'i-0bench000000000001';
 const ENV = { ...process.env, AWS_ACCESS_KEY_ID: 'AKIDSANDBOX', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_REGION: 'us-east-1' };
 
