@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { allRows } from './bench/registry.js';
-import { rowId, type BenchRow } from './bench/types.js';
+import { median, rowId, type BenchRow } from './bench/types.js';
 
 /*
  * ssm-bridge benchmarks: `npm run bench [-- --runs N] [--filter TEXT]... [--out FILE] [--list]`.
@@ -69,12 +69,6 @@ function wsUsesBufferutil(): boolean {
   } catch {
     return false;
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 interface RowResult {

@@ -27,3 +27,15 @@ export const MiB = 1024 * 1024;
 export function toMBps(bytes: number, ms: number): number {
   return bytes / 1e6 / (ms / 1000);
 }
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The element at index ⌊p% × n⌋ of the sorted values (p99 of 1000: the 991st smallest). */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
