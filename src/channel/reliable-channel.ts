@@ -60,6 +60,9 @@ export interface ChannelStats {
   rtoMs: number;
 }
 
+/** What an ack names. */
+type AckTarget = Pick<AgentMessage, 'messageType' | 'messageId' | 'sequenceNumber'>;
+
 interface OutboundMessage {
   sequenceNumber: number;
   frame: Buffer;
@@ -120,6 +123,13 @@ export class ReliableChannel extends EventEmitter {
   private expectedSequence = 0;
   private readonly reorderBuffer = new Map<number, AgentMessage>();
   private readablePaused = false;
+  /**
+   * Acks held back while `data` is over its high-water mark: the messages after the one that filled it, in
+   * order. Flow control works through them (the peer's window stops at its oldest unacknowledged message),
+   * not by pausing the transport: the peer's acks for our own data arrive on that transport, and a reader
+   * that is full must not stop them (an echo through a slow reader deadlocked that way, both windows full).
+   */
+  private deferredAcks: AckTarget[] = [];
   private consecutiveMalformed = 0;
 
   private readonly counters = {
@@ -200,7 +210,6 @@ export class ReliableChannel extends EventEmitter {
     transport.on('drain', this.onTransportDrain);
     transport.on('close', this.onTransportClose);
     transport.on('error', this.onTransportError);
-    if (this.readablePaused) transport.pause();
     for (const msg of this.inFlight.values()) msg.deadlineMs = 0;
     this.resendOverdue(Date.now());
     this.flush();
@@ -256,6 +265,7 @@ export class ReliableChannel extends EventEmitter {
     this.state = 'closed';
     this.clearResendTimer();
     this.reorderBuffer.clear();
+    this.deferredAcks = [];
     this.sendQueue.length = 0;
     this.sendQueueHead = 0;
     this.inFlight.clear();
@@ -476,7 +486,8 @@ export class ReliableChannel extends EventEmitter {
   private onStreamMessage(msg: AgentMessage): void {
     const seq = msg.sequenceNumber;
     if (seq === this.expectedSequence) {
-      this.sendAck(msg);
+      if (this.readablePaused) this.deferredAcks.push({ messageType: msg.messageType, messageId: msg.messageId, sequenceNumber: seq });
+      else this.sendAck(msg);
       this.deliver(msg);
       this.expectedSequence++;
       // Drain successors that arrived early (each was acknowledged when buffered).
@@ -498,8 +509,11 @@ export class ReliableChannel extends EventEmitter {
       }
       // else: no room; leave it unacknowledged so the sender resends it later.
     } else {
-      // Already delivered: acknowledge again, or a sender that lost our ack resends forever (SPEC §5).
+      // Already delivered: acknowledge again, or a sender that lost our ack resends forever (SPEC §5) —
+      // unless its ack is deferred: that one goes out when the reader catches up.
       this.counters.duplicatesReceived++;
+      const firstDeferred = this.deferredAcks[0];
+      if (firstDeferred !== undefined && seq >= firstDeferred.sequenceNumber) return;
       this.sendAck(msg);
     }
   }
@@ -509,10 +523,7 @@ export class ReliableChannel extends EventEmitter {
     if (msg.payloadType === PayloadType.Output) {
       this.counters.payloadBytesReceived += msg.payload.length;
       if (this.data.readableEnded || this.data.destroyed) return;
-      if (!this.data.push(msg.payload) && !this.readablePaused) {
-        this.readablePaused = true;
-        this.transport?.pause();
-      }
+      if (!this.data.push(msg.payload)) this.readablePaused = true;
       return;
     }
     this.emit('stream-message', msg);
@@ -521,10 +532,12 @@ export class ReliableChannel extends EventEmitter {
   private onDataRead(): void {
     if (!this.readablePaused) return;
     this.readablePaused = false;
-    this.transport?.resume();
+    const acks = this.deferredAcks;
+    this.deferredAcks = [];
+    for (const target of acks) this.sendAck(target);
   }
 
-  private sendAck(msg: AgentMessage): void {
+  private sendAck(msg: AckTarget): void {
     const transport = this.transport;
     if (transport === undefined) return;
     const frame = encodeAgentMessage({

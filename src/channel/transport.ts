@@ -1,7 +1,8 @@
 import type { EventEmitter } from 'node:events';
 
 /**
- * What the reliable channel needs from a connection: binary frames in and out, flow control, close.
+ * What the reliable channel needs from a connection: binary frames in and out, send backpressure, close.
+ * No read pause: the channel always reads, because the peer's acks arrive here (see ReliableChannel).
  * The WebSocket adapter is the only production implementation; resume swaps one under a live channel.
  *
  * Events: `message` (frame: Buffer, isBinary: boolean), `drain` (send may continue after it returned false),
@@ -14,9 +15,6 @@ export interface Transport extends EventEmitter {
   sendText(text: string): void;
   /** True while frames can be sent. */
   readonly isOpen: boolean;
-  /** Stop / restart delivering `message` events (backpressure towards the peer). */
-  pause(): void;
-  resume(): void;
   /** Close gracefully. */
   close(code?: number, reason?: string): void;
   /** Drop the connection at once (fault injection, silence detected). */

@@ -23,7 +23,6 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   private waitingForDrain = false;
   private lastReceiveMs = Date.now();
   private pingTimer: NodeJS.Timeout | undefined;
-  private paused = false;
   private corkedSocket: Duplex | undefined;
 
   constructor(ws: WebSocket, options: WebSocketTransportOptions = {}) {
@@ -74,19 +73,6 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     if (this.isOpen) this.ws.send(text, { binary: false });
   }
 
-  pause(): void {
-    if (this.paused) return;
-    this.paused = true;
-    this.ws.pause();
-  }
-
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    this.lastReceiveMs = Date.now();
-    this.ws.resume();
-  }
-
   close(code = 1000, reason = ''): void {
     this.stopPing();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
@@ -127,8 +113,8 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   private startPing(intervalMs: number, silenceTimeoutMs: number): void {
     this.pingTimer = setInterval(() => {
       if (!this.isOpen) return;
-      // While we hold the socket paused we read nothing, so silence means nothing then.
-      if (!this.paused && Date.now() - this.lastReceiveMs > silenceTimeoutMs) {
+      // The channel never pauses reading (acks must get through), so silence is the peer's.
+      if (Date.now() - this.lastReceiveMs > silenceTimeoutMs) {
         this.emit('silence', silenceTimeoutMs);
         this.terminate();
         return;

@@ -63,6 +63,37 @@ describe('ReliableChannel flow control and transport swap', () => {
     expect(maxGrowth).toBeLessThan(64 * MiB);
   });
 
+  it('an echo through a reader that stalls for a while does not deadlock: acks keep flowing while data waits', async () => {
+    // The agent echoes what it gets. The client's reader stalls at first, so the client stops taking the
+    // agent's data, the agent's window fills, the echo stops reading, and the agent's `data` fills too. Then
+    // the client reads again. If a full `data` stopped the agent reading its WebSocket, the client's acks
+    // would sit unread behind the client's data, the agent's window would never open: stuck for good.
+    // A small agent window fills fast; the client's large window lets it send past the agent's `data`
+    // high-water mark after the client stopped reading acks (as the bigger buffers of a forward do).
+    const p = await pair({ client: { maxInFlightMessages: 2048, maxBufferedMessages: 2048 }, agent: { maxInFlightMessages: 64, maxBufferedMessages: 64 } });
+    const bytes = 16 * MiB;
+    p.agent.data.pipe(p.agent.data);
+    p.client.data.pause();
+    const up = writeRandom(p.client.data, bytes);
+    let last = -1;
+    await waitFor(
+      () => {
+        const stalled = up.written === last;
+        last = up.written;
+        return stalled;
+      },
+      10_000,
+      'the upload to stall',
+      300,
+    );
+    // Both ends are now full: the agent's window (nothing acknowledged) and the agent's `data`.
+    expect(p.agent.bufferedMessages).toBeGreaterThan(0);
+    expect(p.agent.data.readableLength).toBeGreaterThanOrEqual(p.agent.data.readableHighWaterMark);
+    const echoed = readHashed(p.client.data, bytes);
+    const [sent, got] = await within(Promise.all([up.done, echoed.done]), 30_000, '16 MiB echoed back');
+    expect(got).toBe(sent);
+  });
+
   it('survives a transport swap mid-transfer: every byte once, and a message sent while detached arrives', async () => {
     const p = await pair();
     const bytes = 16 * MiB;
