@@ -3,6 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readHashed, writeRandom } from '../helpers/byte-streams.js';
 import { runCli, sandboxEnv, startForward, stopCli, waitForStderr, type CliRun } from '../helpers/cli.js';
 import { echoServer, exchange, exchangeServer, listenTcp, within, type TestServer } from '../helpers/servers.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
@@ -82,6 +83,23 @@ describe('forward (multiplexed, current agent)', () => {
     const { port, run } = await forward([TARGET, '--remote-port', '9000']);
     const results = await within(Promise.all(Array.from({ length: 16 }, () => exchange(port, 8 * 1024 * 1024))), 120_000, '16 × 8 MiB');
     for (const r of results) expect(r).toEqual({ upOk: true, downOk: true, received: 8 * 1024 * 1024 });
+    expect(run.child.exitCode).toBeNull();
+  });
+
+  it('echoes 32 MiB both ways at once through a reader that stops for a second: no deadlock, SHA-256 equal', async () => {
+    // Both windows fill while the local reader is stopped (the echo cannot write back, so it stops reading);
+    // the session must recover when the reader comes back. It used to hang here for good.
+    const { port, run } = await forward([TARGET, '--remote-port', '7']);
+    const bytes = 32 * 1024 * 1024;
+    const socket = net.connect({ host: '127.0.0.1', port });
+    await new Promise((r) => socket.once('connect', r));
+    socket.pause();
+    const up = writeRandom(socket, bytes);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const down = readHashed(socket, bytes);
+    const [sent, got] = await within(Promise.all([up.done, down.done]), 90_000, '32 MiB echoed');
+    expect(got).toBe(sent);
+    socket.destroy();
     expect(run.child.exitCode).toBeNull();
   });
 
