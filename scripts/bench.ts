@@ -1,5 +1,4 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { allRows } from './bench/registry.js';
@@ -57,18 +56,6 @@ function selectRows(rows: BenchRow[], filters: string[]): BenchRow[] {
   const wanted = new Set(rows.filter((r) => filters.some((f) => rowId(r).toLowerCase().includes(f))).map(rowId));
   for (const r of rows) if (wanted.has(rowId(r)) && r.ceiling !== undefined) wanted.add(r.ceiling);
   return rows.filter((r) => wanted.has(rowId(r)));
-}
-
-/** Whether `ws` masks with the native bufferutil addon (an optional dependency) or its JS fallback. */
-function wsUsesBufferutil(): boolean {
-  if (process.env.WS_NO_BUFFER_UTIL) return false;
-  try {
-    const require = createRequire(import.meta.url);
-    createRequire(require.resolve('ws')).resolve('bufferutil');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface RowResult {
@@ -132,11 +119,10 @@ async function main(): Promise<void> {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
     v8: process.versions.v8,
-    wsBufferutil: wsUsesBufferutil(),
   };
   const date = new Date().toISOString();
   console.log(
-    `ssm-bridge bench — ${machine.cores} × ${machine.cpuModel}, Node ${machine.node}, ws masking: ${machine.wsBufferutil ? 'bufferutil' : 'JS'}, ${date}, ${options.runs} run(s) per row`,
+    `ssm-bridge bench — ${machine.cores} × ${machine.cpuModel}, Node ${machine.node}, ${date}, ${options.runs} run(s) per row`,
   );
 
   const samples = new Map<string, number[]>(rows.map((r) => [rowId(r), []]));

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import WebSocket from 'ws';
 import { ReliableChannel, WebSocketTransport } from '../../src/channel/index.js';
+import { DATA_CHANNEL_SOCKET_OPTIONS } from '../../src/session/data-channel.js';
 import { receiveBytes, receiveFrames, sendFrames, writeBytes } from './io.js';
 
 /*
@@ -18,8 +19,9 @@ export type PeerTask =
 
 export type PeerReport = { mbps: number } | { done: true } | { error: string };
 
+/** A client WebSocket configured as the product's (zero mask), so the rows measure what users run. */
 function connectWebSocket(url: string): WebSocket {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+  const ws = new WebSocket(url, DATA_CHANNEL_SOCKET_OPTIONS);
   ws.binaryType = 'nodebuffer';
   return ws;
 }

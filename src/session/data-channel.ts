@@ -14,6 +14,17 @@ function zeroMask(mask: Buffer): void {
   mask.fill(0);
 }
 
+/**
+ * The client WebSocket's options. Masking guards browser-era proxies from cache poisoning; inside TLS (wss) it
+ * protects nothing and costs a pass over every byte, so the mask is zero, which ws skips on both ends (see
+ * README design notes). Exported so the bench measures the transport as configured here.
+ */
+export const DATA_CHANNEL_SOCKET_OPTIONS = {
+  perMessageDeflate: false,
+  maxPayload: 64 * 1024 * 1024,
+  generateMask: zeroMask,
+} as const satisfies WebSocket.ClientOptions;
+
 /** Host part of a stream URL, for logs: the URL itself is never logged (STYLE: logging). */
 export function describeStreamUrl(streamUrl: string): string {
   try {
@@ -30,12 +41,8 @@ export function describeStreamUrl(streamUrl: string): string {
 export async function connectDataChannel(streamUrl: string, tokenValue: string, options: ConnectDataChannelOptions): Promise<WebSocketTransport> {
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const ws = new WebSocket(streamUrl, {
+    ...DATA_CHANNEL_SOCKET_OPTIONS,
     handshakeTimeout: timeoutMs,
-    perMessageDeflate: false,
-    maxPayload: 64 * 1024 * 1024,
-    // Masking guards browser-era proxies from cache poisoning; inside TLS (wss) it protects nothing and costs
-    // a pass over every byte. ws skips a zero mask on both ends (see README design notes).
-    generateMask: zeroMask,
   });
   await new Promise<void>((resolve, reject) => {
     const fail = (err: BridgeError): void => {
