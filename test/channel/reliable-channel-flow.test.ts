@@ -17,6 +17,21 @@ async function pair(options: Parameters<typeof startChannelPair>[0] = {}): Promi
   return p;
 }
 
+/** Resolves once the writer has made no progress for 300 ms. */
+async function stalled(writer: { written: number }): Promise<void> {
+  let last = -1;
+  await waitFor(
+    () => {
+      const still = writer.written === last;
+      last = writer.written;
+      return still;
+    },
+    10_000,
+    'the writer to stall',
+    300,
+  );
+}
+
 describe('ReliableChannel flow control and transport swap', () => {
   it('makes the writer wait while the window is full, within maxBufferedMessages and bounded memory', async () => {
     const maxBufferedMessages = 256;
@@ -37,18 +52,7 @@ describe('ReliableChannel flow control and transport swap', () => {
     // The agent side never reads (no 'data' listener: `data` stays paused) until we say so.
     p.agent.data.pause();
     const writer = writeRandom(p.client.data, total);
-    // Stalled: no progress for 300 ms.
-    let last = -1;
-    await waitFor(
-      () => {
-        const stalled = writer.written === last;
-        last = writer.written;
-        return stalled;
-      },
-      10_000,
-      'the writer to stall',
-      300,
-    );
+    await stalled(writer);
     const stalledAt = writer.written;
     expect(stalledAt).toBeLessThan(total / 2);
     expect(writer.stalls).toBeGreaterThan(0);
@@ -75,17 +79,7 @@ describe('ReliableChannel flow control and transport swap', () => {
     p.agent.data.pipe(p.agent.data);
     p.client.data.pause();
     const up = writeRandom(p.client.data, bytes);
-    let last = -1;
-    await waitFor(
-      () => {
-        const stalled = up.written === last;
-        last = up.written;
-        return stalled;
-      },
-      10_000,
-      'the upload to stall',
-      300,
-    );
+    await stalled(up);
     // Both ends are now full: the agent's window (nothing acknowledged) and the agent's `data`.
     expect(p.agent.bufferedMessages).toBeGreaterThan(0);
     expect(p.agent.data.readableLength).toBeGreaterThanOrEqual(p.agent.data.readableHighWaterMark);
