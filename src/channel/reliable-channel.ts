@@ -89,7 +89,7 @@ type ChannelState = 'detached' | 'attached' | 'closed';
  *
  * Events: `stream-message` (AgentMessage: every in-order stream message that is not Output data),
  * `channel-closed` (ChannelClosed), `transport-close` (code, reason), `publication` ('paused' | 'started'),
- * `malformed` (ProtocolError), `close` (error?: BridgeError).
+ * `malformed` (ProtocolError), `acknowledged` (every message sent so far is acknowledged), `close` (error?: BridgeError).
  * Output payload bytes flow through `data`, a Duplex with backpressure both ways.
  */
 export class ReliableChannel extends EventEmitter {
@@ -186,6 +186,32 @@ export class ReliableChannel extends EventEmitter {
   /** Unacknowledged plus not-yet-sent messages. */
   get bufferedMessages(): number {
     return this.inFlight.size + (this.sendQueue.length - this.sendQueueHead);
+  }
+
+  /**
+   * Resolves true once everything written so far (to `data` or as stream messages) is acknowledged; false
+   * after `timeoutMs`, or when the transport goes or the channel closes first (no ack can come then).
+   */
+  async whenAcknowledged(timeoutMs: number): Promise<boolean> {
+    // Bytes still in `data`'s writable buffer become messages first.
+    if (this.data.writableLength > 0 && this.data.writable) await new Promise<void>((resolve) => this.data.write(Buffer.alloc(0), () => resolve()));
+    if (this.bufferedMessages === 0 && this.pendingWrite === undefined) return true;
+    if (this.state !== 'attached') return false;
+    return new Promise<boolean>((resolve) => {
+      const settle = (acknowledged: boolean): void => {
+        clearTimeout(timer);
+        this.off('acknowledged', onAcknowledged);
+        this.off('transport-close', onGone);
+        this.off('close', onGone);
+        resolve(acknowledged);
+      };
+      const onAcknowledged = (): void => settle(true);
+      const onGone = (): void => settle(false);
+      const timer = setTimeout(onGone, timeoutMs);
+      this.on('acknowledged', onAcknowledged);
+      this.on('transport-close', onGone);
+      this.on('close', onGone);
+    });
   }
 
   get stats(): ChannelStats {
@@ -481,6 +507,7 @@ export class ReliableChannel extends EventEmitter {
     // Refill from a waiting writer first (it flushes), so one ack costs one flush.
     if (this.pendingWrite !== undefined) this.fillFromWriter();
     else this.flush();
+    if (this.inFlight.size === 0 && this.sendQueueHead === this.sendQueue.length && this.pendingWrite === undefined) this.emit('acknowledged');
   }
 
   private onStreamMessage(msg: AgentMessage): void {

@@ -183,10 +183,7 @@ export class BridgeSession extends EventEmitter {
   }
 
   private async waitForAcks(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.channel.bufferedMessages > 0 && Date.now() < deadline && this.channel.isAttached) {
-      await sleep(5);
-    }
+    await this.channel.whenAcknowledged(timeoutMs);
   }
 
   private setState(next: SessionState): void {

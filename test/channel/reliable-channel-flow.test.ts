@@ -88,6 +88,20 @@ describe('ReliableChannel flow control and transport swap', () => {
     expect(got).toBe(sent);
   });
 
+  it('whenAcknowledged: true once the peer has acknowledged every byte written; false while it holds them back', async () => {
+    const p = await pair();
+    // More than the agent's `data` takes before it defers acks (1 MiB), less than the client then queues.
+    const bytes = 1.5 * MiB;
+    p.agent.data.pause(); // the agent's reader is away: past its high-water mark, acks wait
+    const up = writeRandom(p.client.data, bytes);
+    await up.done;
+    expect(await p.client.whenAcknowledged(300)).toBe(false);
+    const got = readHashed(p.agent.data, bytes);
+    expect(await p.client.whenAcknowledged(10_000)).toBe(true);
+    expect(p.client.bufferedMessages).toBe(0);
+    expect(await within(got.done, 5_000, 'the agent to read it all')).toBe(await up.done);
+  });
+
   it('survives a transport swap mid-transfer: every byte once, and a message sent while detached arrives', async () => {
     const p = await pair();
     const bytes = 16 * MiB;

@@ -227,11 +227,8 @@ export class AgentSession extends EventEmitter {
 
   /** Let the client acknowledge what we already sent, then end the session. */
   private async endAfterFlush(reason: string): Promise<void> {
-    const deadline = Date.now() + 5_000;
-    while ((this.channel.bufferedMessages > 0 || this.channel.data.writableLength > 0) && Date.now() < deadline && this.state === 'running') {
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    this.end(reason);
+    await this.channel.whenAcknowledged(5_000);
+    if (this.state === 'running') this.end(reason);
   }
 
   // ---- basic mode: one connection at a time, DisconnectToPort, redial on the next data ----
