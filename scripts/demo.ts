@@ -8,7 +8,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEMO_TARGET, startDemoServices, startSandbox } from '../src/sandbox/index.js';
 
-const cliPath = resolve(dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+// The shipped bin (the bundle), as users run it.
+const cliPath = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/ssm-bridge.mjs');
 
 async function main(): Promise<number> {
   const demo = await startDemoServices();
