@@ -141,11 +141,11 @@ export async function main(argv: string[]): Promise<void> {
       'run a local emulator of the SSM API, the message gateway and the agent',
       (y) =>
         y
-          .option('port', { type: 'number', default: 0, describe: 'port to listen on (0 picks a free one)' })
+          .option('port', { type: 'string', default: '0', describe: 'port to listen on (0 picks a free one)' })
           .option('host', { type: 'string', default: '127.0.0.1' })
           .option('config', { type: 'string', describe: 'JSON file with targets and documents' })
           .option('pacing', { type: 'boolean', default: false, describe: 'pace the agent like the official one (1 KiB per 1 ms)' })
-          .option('seed', { type: 'number', default: 1, describe: 'seed for fault injection' })
+          .option('seed', { type: 'string', default: '1', describe: 'seed for fault injection (an integer)' })
           .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
           .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
     )

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type net from 'node:net';
+import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { createApiHandler } from './api/index.js';
 import { loadSandboxConfig, type SandboxConfig } from './config.js';
@@ -84,9 +85,15 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   server.on('upgrade', (req, socket, head) => {
     if (!gateway.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
   });
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 0;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      gateway.close();
+      registry.close();
+      reject(sandboxListenError(err, host, port));
+    });
+    server.listen(port, host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -110,4 +117,20 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       });
     },
   };
+}
+
+/** A failed listen as one actionable line. */
+function sandboxListenError(err: NodeJS.ErrnoException, host: string, port: number): BridgeError {
+  const where = `${host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new BridgeError(ErrorCode.PORT_IN_USE, `${where} is already in use; choose another --port (0 picks a free one)`, { cause: err });
+    case 'EACCES':
+      return new BridgeError(ErrorCode.PORT_IN_USE, `permission denied to listen on ${where}; use a port above 1023`, { cause: err });
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new BridgeError(ErrorCode.INVALID_ARGUMENT, `${host} is not an address of this machine; check --host`, { cause: err });
+    default:
+      return new BridgeError(ErrorCode.INVALID_ARGUMENT, `cannot listen on ${where}: ${err.message}`, { cause: err });
+  }
 }

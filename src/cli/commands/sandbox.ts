@@ -1,24 +1,29 @@
 import type { Logger as PinoLogger } from 'pino';
 import { DEMO_OLD_AGENT_TARGET, DEMO_TARGET, startDemoServices, startSandbox, type DemoServices } from '../../sandbox/index.js';
+import { BridgeError, ErrorCode } from '../../errors.js';
+import { parsePort } from '../options.js';
 import { onStopSignals } from './common.js';
 
 export interface SandboxArgs {
-  port: number;
+  port: string | number;
   host: string;
   config?: string;
   pacing: boolean;
-  seed: number;
+  seed: string | number;
 }
 
 /** `ssm-bridge sandbox`: the emulator in the foreground, with the demo target unless a config is given. */
 export async function runSandbox(args: SandboxArgs, logger: PinoLogger): Promise<void> {
+  const port = parsePort(args.port, '--port', true);
+  const seed = Number(args.seed);
+  if (String(args.seed).trim() === '' || !Number.isSafeInteger(seed)) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--seed must be an integer (got ${JSON.stringify(args.seed)})`);
   let demo: DemoServices | undefined;
   let config: unknown = args.config;
   if (config === undefined) {
     demo = await startDemoServices();
     config = demo.config;
   }
-  const sandbox = await startSandbox({ host: args.host, port: args.port, config, pacing: args.pacing, seed: args.seed, logger });
+  const sandbox = await startSandbox({ host: args.host, port, config, pacing: args.pacing, seed, logger });
   const targets = Object.keys(sandbox.config.targets);
   const example = demo ? `${DEMO_TARGET} --remote-port 80` : `${targets[0] ?? '<target>'} --remote-port <port>`;
   process.stderr.write(
