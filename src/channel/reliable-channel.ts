@@ -30,6 +30,12 @@ export interface ReliableChannelOptions {
   maxBufferedMessages?: number;
   /** Out-of-order messages kept while a gap is open; beyond it they are dropped unacknowledged (and resent). */
   maxReorderMessages?: number;
+  /**
+   * Received bytes `data` may hold for a reader that is behind. Past its high-water mark acks wait (the peer
+   * stops at its window); past this, new messages are dropped unacknowledged and resent later, so a peer
+   * whose window is huge cannot grow our memory without bound. Default 8 MiB.
+   */
+  maxHeldReceiveBytes?: number;
   /** Payload bytes per stream message (SPEC §5: 1024 on both official sides). */
   maxPayloadBytes?: number;
   /** Consecutive undecodable frames tolerated before the channel fails with PROTOCOL_ERROR. */
@@ -55,6 +61,8 @@ export interface ChannelStats {
   payloadBytesReceived: number;
   duplicatesReceived: number;
   outOfOrderReceived: number;
+  /** New messages dropped unacknowledged because `data` held maxHeldReceiveBytes (the peer resends them). */
+  droppedWhileFull: number;
   malformedReceived: number;
   srttMs: number;
   rtoMs: number;
@@ -103,6 +111,7 @@ export class ReliableChannel extends EventEmitter {
   private readonly maxInFlight: number;
   private readonly maxBuffered: number;
   private readonly maxReorder: number;
+  private readonly maxHeldReceiveBytes: number;
   private readonly maxPayloadBytes: number;
   private readonly maxConsecutiveMalformed: number;
   private readonly resendPolicy: 'all-overdue' | 'oldest-per-tick';
@@ -136,6 +145,7 @@ export class ReliableChannel extends EventEmitter {
     messagesSent: 0,
     payloadBytesSent: 0,
     payloadBytesAcknowledged: 0,
+    droppedWhileFull: 0,
     resends: 0,
     acksSent: 0,
     acksReceived: 0,
@@ -156,6 +166,7 @@ export class ReliableChannel extends EventEmitter {
     this.maxInFlight = options.maxInFlightMessages ?? 512;
     this.maxBuffered = Math.max(options.maxBufferedMessages ?? 1024, this.maxInFlight);
     this.maxReorder = options.maxReorderMessages ?? 4096;
+    this.maxHeldReceiveBytes = options.maxHeldReceiveBytes ?? 8 * 1024 * 1024;
     this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_STREAM_PAYLOAD_BYTES;
     this.maxConsecutiveMalformed = options.maxConsecutiveMalformed ?? 64;
     this.resendPolicy = options.resendPolicy ?? 'all-overdue';
@@ -512,6 +523,11 @@ export class ReliableChannel extends EventEmitter {
 
   private onStreamMessage(msg: AgentMessage): void {
     const seq = msg.sequenceNumber;
+    if (seq >= this.expectedSequence && this.data.readableLength >= this.maxHeldReceiveBytes) {
+      // Full: no ack, so the peer resends it once the reader has caught up.
+      this.counters.droppedWhileFull++;
+      return;
+    }
     if (seq === this.expectedSequence) {
       if (this.readablePaused) this.deferredAcks.push({ messageType: msg.messageType, messageId: msg.messageId, sequenceNumber: seq });
       else this.sendAck(msg);

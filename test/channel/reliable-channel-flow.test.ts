@@ -102,6 +102,20 @@ describe('ReliableChannel flow control and transport swap', () => {
     expect(await within(got.done, 5_000, 'the agent to read it all')).toBe(await up.done);
   });
 
+  it('holds at most maxHeldReceiveBytes for a stopped reader, whatever the peer window; the rest comes by resend', async () => {
+    const held = 2 * MiB;
+    const p = await pair({ agent: { maxInFlightMessages: 20_000, maxBufferedMessages: 20_000 }, client: { maxHeldReceiveBytes: held } });
+    const bytes = 8 * MiB;
+    p.client.data.pause();
+    const down = writeRandom(p.agent.data, bytes);
+    await waitFor(() => p.client.stats.droppedWhileFull > 0, 10_000, 'the receiver to drop for lack of room');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(p.client.data.readableLength).toBeLessThanOrEqual(held + 1024);
+    const got = readHashed(p.client.data, bytes);
+    const [sent, received] = await within(Promise.all([down.done, got.done]), 30_000, '8 MiB after the reader returns');
+    expect(received).toBe(sent);
+  });
+
   it('survives a transport swap mid-transfer: every byte once, and a message sent while detached arrives', async () => {
     const p = await pair();
     const bytes = 16 * MiB;
