@@ -201,13 +201,15 @@ export class ReliableChannel extends EventEmitter {
 
   /**
    * Resolves true once everything written so far (to `data` or as stream messages) is acknowledged; false
-   * after `timeoutMs`, or when the transport goes or the channel closes first (no ack can come then).
+   * after `timeoutMs` or when the channel closes first. `acrossReconnects`: keep waiting while the transport
+   * is replaced (the owner resumes); otherwise a lost transport ends the wait too (no ack can come then).
    */
-  async whenAcknowledged(timeoutMs: number): Promise<boolean> {
+  async whenAcknowledged(timeoutMs: number, options: { acrossReconnects?: boolean } = {}): Promise<boolean> {
+    const acrossReconnects = options.acrossReconnects ?? false;
     // Bytes still in `data`'s writable buffer become messages first.
     if (this.data.writableLength > 0 && this.data.writable) await new Promise<void>((resolve) => this.data.write(Buffer.alloc(0), () => resolve()));
     if (this.bufferedMessages === 0 && this.pendingWrite === undefined) return true;
-    if (this.state !== 'attached') return false;
+    if (this.state === 'closed' || (this.state !== 'attached' && !acrossReconnects)) return false;
     return new Promise<boolean>((resolve) => {
       const settle = (acknowledged: boolean): void => {
         clearTimeout(timer);
@@ -220,7 +222,7 @@ export class ReliableChannel extends EventEmitter {
       const onGone = (): void => settle(false);
       const timer = setTimeout(onGone, timeoutMs);
       this.on('acknowledged', onAcknowledged);
-      this.on('transport-close', onGone);
+      if (!acrossReconnects) this.on('transport-close', onGone);
       this.on('close', onGone);
     });
   }

@@ -92,8 +92,10 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
     if (stopping) return;
     stopping = true;
     input.unpipe(remote);
-    // Everything read from stdin becomes messages, then the service acknowledges it, then we terminate.
+    // Everything read from stdin becomes messages, then the service acknowledges it (through any resume),
+    // then we terminate.
     await new Promise<void>((resolve) => remote.write(Buffer.alloc(0), () => resolve()));
+    await session.flushed(options.flushTimeoutMs ?? 30_000);
     smux?.close();
     await session.terminate(options.flushTimeoutMs ?? 30_000);
   };

@@ -154,6 +154,16 @@ export class BridgeSession extends EventEmitter {
   }
 
   /**
+   * Resolves once everything written so far has been acknowledged by the service (true), or after
+   * `timeoutMs` or the session's end (false). Waits through resumes, unlike terminate()'s own short flush
+   * (which stops resuming first): call this before terminate() when the bytes matter, as at stdin EOF.
+   */
+  flushed(timeoutMs: number): Promise<boolean> {
+    if (this.state === 'closed') return Promise.resolve(false);
+    return this.channel.whenAcknowledged(timeoutMs, { acrossReconnects: true });
+  }
+
+  /**
    * End the session on purpose: the TerminateSession flag to the agent, then the TerminateSession API call.
    * Waits at most `flushTimeoutMs` for data already written to be acknowledged.
    */

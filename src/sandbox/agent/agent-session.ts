@@ -227,7 +227,8 @@ export class AgentSession extends EventEmitter {
 
   /** Let the client acknowledge what we already sent, then end the session. */
   private async endAfterFlush(reason: string): Promise<void> {
-    await this.channel.whenAcknowledged(5_000);
+    // The client may be resuming meanwhile: what it has not acknowledged is resent when it is back.
+    await this.channel.whenAcknowledged(5_000, { acrossReconnects: true });
     if (this.state === 'running') this.end(reason);
   }
 
