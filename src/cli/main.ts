@@ -156,7 +156,9 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .fail((msg, err) => {
       if (err) throw err;
-      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${msg} (see ssm-bridge --help)`);
+      // yargs puts some messages on several lines ("Invalid values:\n  Argument: …"): ours are one line.
+      const oneLine = msg.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${oneLine} (see ssm-bridge --help)`);
     });
   skipHelpCache(parser);
   if (BUNDLED_VERSION === undefined) parser.version();

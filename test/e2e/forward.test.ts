@@ -220,6 +220,10 @@ describe('forward errors: one line, a documented exit code, no stack trace', () 
     await expectFailure([TARGET, '--document-name', 'No-Such-Document', '--endpoint-url', env.sandbox.endpoint], 2, /No-Such-Document/);
   });
 
+  it('an option value outside its choices: one line', async () => {
+    await expectFailure([TARGET, '--remote-port', '80', '--log-level', 'loud', '--endpoint-url', env.sandbox.endpoint], 2, /^ssm-bridge: Invalid values: Argument: log-level, Given: "loud", Choices: .* \(see ssm-bridge --help\)$/);
+  });
+
   it('bad parameters JSON', async () => {
     await expectFailure([TARGET, '--document-name', 'AWS-StartPortForwardingSession', '--parameters', '{nope', '--endpoint-url', env.sandbox.endpoint], 2, /--parameters is not valid JSON/);
   });
