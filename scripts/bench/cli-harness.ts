@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { listenTcp, type TestServer } from '../lib/tcp-server.js';
 import { writeBytes } from './io.js';
 
 /*
@@ -19,11 +20,6 @@ export const ENV = { ...process.env, AWS_ACCESS_KEY_ID: 'AKIDSANDBOX', AWS_SECRE
 /** The target's ports in the bench sandbox, each reaching one of the servers below. */
 export const REMOTE_PORTS = { discard: '9', source: '19', turnaround: '10', echo: '7' } as const;
 export type RemoteServer = keyof typeof REMOTE_PORTS;
-
-interface Server {
-  port: number;
-  close(): void;
-}
 
 /**
  * Reads an 8-byte count, then that many bytes, then calls `then` (once): an upload is measured to its last
@@ -60,28 +56,11 @@ function sendAndEnd(s: net.Socket, count: number): void {
  * then ends. turnaround: a counted upload, then as many bytes back, then the end (both directions through one
  * connection, one after the other). echo: echo.
  */
-async function startServers(): Promise<Record<RemoteServer, Server>> {
-  const make = async (onConnection: (s: net.Socket) => void): Promise<Server> => {
-    const sockets = new Set<net.Socket>();
-    const server = net.createServer((s) => {
-      sockets.add(s);
-      s.once('close', () => sockets.delete(s));
-      s.on('error', () => {});
-      onConnection(s);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return {
-      port: (server.address() as net.AddressInfo).port,
-      close: () => {
-        for (const s of sockets) s.destroy();
-        server.close();
-      },
-    };
-  };
-  const discard = await make((s) => afterCountedUpload(s, () => s.end('k')));
-  const source = await make((s) => s.once('data', (header: Buffer) => sendAndEnd(s, Number(header.readBigUInt64BE(0)))));
-  const turnaround = await make((s) => afterCountedUpload(s, (count) => sendAndEnd(s, count)));
-  const echo = await make((s) => {
+async function startServers(): Promise<Record<RemoteServer, TestServer>> {
+  const discard = await listenTcp((s) => afterCountedUpload(s, () => s.end('k')));
+  const source = await listenTcp((s) => s.once('data', (header: Buffer) => sendAndEnd(s, Number(header.readBigUInt64BE(0)))));
+  const turnaround = await listenTcp((s) => afterCountedUpload(s, (count) => sendAndEnd(s, count)));
+  const echo = await listenTcp((s) => {
     s.setNoDelay(true);
     s.pipe(s);
   });
@@ -94,7 +73,7 @@ export async function withEchoServer<T>(body: (port: number) => Promise<T>): Pro
   try {
     return await body(servers.echo.port);
   } finally {
-    for (const s of Object.values(servers)) s.close();
+    for (const s of Object.values(servers)) void s.close();
   }
 }
 
@@ -179,7 +158,7 @@ export async function withSandbox<T>(body: (endpoint: string) => Promise<T>, ext
       await stop(sandbox.process);
     }
   } finally {
-    for (const s of Object.values(servers)) s.close();
+    for (const s of Object.values(servers)) void s.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

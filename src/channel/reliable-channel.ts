@@ -199,6 +199,11 @@ export class ReliableChannel extends EventEmitter {
     return this.inFlight.size + (this.sendQueue.length - this.sendQueueHead);
   }
 
+  /** Nothing in flight, nothing queued, no writer waiting. */
+  private get allAcknowledged(): boolean {
+    return this.bufferedMessages === 0 && this.pendingWrite === undefined;
+  }
+
   /**
    * Resolves true once everything written so far (to `data` or as stream messages) is acknowledged; false
    * after `timeoutMs` or when the channel closes first. `acrossReconnects`: keep waiting while the transport
@@ -208,7 +213,7 @@ export class ReliableChannel extends EventEmitter {
     const acrossReconnects = options.acrossReconnects ?? false;
     // Bytes still in `data`'s writable buffer become messages first.
     if (this.data.writableLength > 0 && this.data.writable) await new Promise<void>((resolve) => this.data.write(Buffer.alloc(0), () => resolve()));
-    if (this.bufferedMessages === 0 && this.pendingWrite === undefined) return true;
+    if (this.allAcknowledged) return true;
     if (this.state === 'closed' || (this.state !== 'attached' && !acrossReconnects)) return false;
     return new Promise<boolean>((resolve) => {
       const settle = (acknowledged: boolean): void => {
@@ -520,7 +525,7 @@ export class ReliableChannel extends EventEmitter {
     // Refill from a waiting writer first (it flushes), so one ack costs one flush.
     if (this.pendingWrite !== undefined) this.fillFromWriter();
     else this.flush();
-    if (this.inFlight.size === 0 && this.sendQueueHead === this.sendQueue.length && this.pendingWrite === undefined) this.emit('acknowledged');
+    if (this.allAcknowledged) this.emit('acknowledged');
   }
 
   private onStreamMessage(msg: AgentMessage): void {

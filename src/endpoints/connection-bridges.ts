@@ -94,7 +94,7 @@ export class BasicConnectionQueue {
   }
 
   closeAll(): void {
-    for (const s of this.waiting.splice(0)) s.destroy();
+    this.dropWaiting();
     this.active?.destroy();
   }
 

@@ -7,6 +7,7 @@ import { BridgeSession, compareVersions, type BridgeSessionOptions, type Session
 import { SmuxSession } from '../smux/index.js';
 import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
 import { describeEndpoint, listenLocal, type LocalEndpoint, type LocalListener } from './local-listener.js';
+import { waitAtMost } from './wait-at-most.js';
 
 export interface PortForwardOptions {
   api: SsmApi;
@@ -182,7 +183,8 @@ export class PortForwarder extends EventEmitter {
       const listenerClosed = this.listener.close();
       if (drainMs > 0 && this.sockets.size > 0) {
         this.basic?.dropWaiting();
-        await allClosed([...this.sockets], drainMs);
+        const closed = [...this.sockets].map((s) => (s.closed ? undefined : new Promise((resolve) => s.once('close', resolve))));
+        await waitAtMost(Promise.all(closed), drainMs);
       }
       this.smux?.close();
       this.basic?.closeAll();
@@ -191,13 +193,4 @@ export class PortForwarder extends EventEmitter {
     })();
     return this.shutdown;
   }
-}
-
-/** Resolve once every socket has closed, or after `timeoutMs`. */
-async function allClosed(sockets: net.Socket[], timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-  const closed = Promise.all(sockets.map((s) => (s.closed ? undefined : new Promise((resolve) => s.once('close', resolve)))));
-  await Promise.race([closed, deadline]);
-  clearTimeout(timer);
 }

@@ -4,6 +4,7 @@ import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
+import { waitAtMost } from './wait-at-most.js';
 
 export interface StdioProxyOptions {
   api: SsmApi;
@@ -28,8 +29,6 @@ const OUTPUT_DRAIN_TIMEOUT_MS = 10_000;
 
 /** Resolve once `source` has ended (or was destroyed) and everything written to `sink` before that was flushed. */
 async function drained(source: Readable, sink: Writable, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
   const flushed = (async () => {
     if (!source.readableEnded && !source.destroyed) {
       await new Promise<void>((resolve) => {
@@ -40,8 +39,7 @@ async function drained(source: Readable, sink: Writable, timeoutMs: number): Pro
     if (!sink.writable) return;
     await new Promise<void>((resolve) => sink.write(Buffer.alloc(0), () => resolve()));
   })();
-  await Promise.race([flushed, deadline]);
-  clearTimeout(timer);
+  await waitAtMost(flushed, timeoutMs);
 }
 
 export function proxyStartInput(options: StdioProxyOptions): StartSessionInput {

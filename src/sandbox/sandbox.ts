@@ -88,13 +88,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 0;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
+    const onListenError = (err: NodeJS.ErrnoException): void => {
       gateway.close();
       registry.close();
       reject(sandboxListenError(err, host, port));
-    });
+    };
+    server.once('error', onListenError);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', onListenError);
       resolve();
     });
   });

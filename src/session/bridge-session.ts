@@ -178,7 +178,7 @@ export class BridgeSession extends EventEmitter {
     if (wasOpen) {
       try {
         this.sendFlag(FlagValue.TerminateSession);
-        await this.waitForAcks(flushTimeoutMs);
+        await this.channel.whenAcknowledged(flushTimeoutMs);
       } catch {
         // the channel may already be gone; the API call below still ends the session
       }
@@ -190,10 +190,6 @@ export class BridgeSession extends EventEmitter {
       this.logger.warn({ err: (err as Error).message }, 'TerminateSession failed');
     }
     this.finish(undefined);
-  }
-
-  private async waitForAcks(timeoutMs: number): Promise<void> {
-    await this.channel.whenAcknowledged(timeoutMs);
   }
 
   private setState(next: SessionState): void {
