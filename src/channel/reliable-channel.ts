@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Duplex } from 'node:stream';
 import { BridgeError, ErrorCode, ProtocolError } from '../errors.js';
@@ -16,6 +15,7 @@ import {
   type AgentMessage,
   type ChannelClosed,
 } from '../protocol/index.js';
+import { MessageIdPool } from './message-id-pool.js';
 import { RttEstimator } from './rtt-estimator.js';
 import type { Transport } from './transport.js';
 
@@ -117,12 +117,14 @@ export class ReliableChannel extends EventEmitter {
   private readonly resendPolicy: 'all-overdue' | 'oldest-per-tick';
   private readonly resendTickMs: number;
   private readonly rtt: RttEstimator;
+  private readonly messageIds = new MessageIdPool();
 
   private nextSendSequence = 0;
   private readonly sendQueue: OutboundMessage[] = [];
   private sendQueueHead = 0;
   private readonly inFlight = new Map<number, OutboundMessage>();
   private transportFull = false;
+  private refillScheduled = false;
   private publicationPaused = false;
   private resendTimer: NodeJS.Timeout | undefined;
   private resendTimerDueMs = Infinity;
@@ -293,7 +295,7 @@ export class ReliableChannel extends EventEmitter {
       sequenceNumber,
       // The agent marks its first stream message SYN; the official client sends 0 throughout (vectors).
       flags: sequenceNumber === 0 && this.role === 'agent' ? MessageFlags.Syn : MessageFlags.Data,
-      messageId: randomUUID(),
+      messageId: this.messageIds.take(),
       payloadType,
       payload,
     });
@@ -522,11 +524,21 @@ export class ReliableChannel extends EventEmitter {
     this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
     this.counters.payloadBytesAcknowledged += acked.payloadBytes;
     if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
-    // Refill from a waiting writer first (it flushes), so one ack costs one flush.
-    if (this.pendingWrite !== undefined) this.fillFromWriter();
-    else this.flush();
+    // One refill for all the acks of a received chunk (ws emits them in one synchronous loop): a flush per
+    // ack sent one message at a time and cost its fixed work each time.
+    if (!this.refillScheduled) {
+      this.refillScheduled = true;
+      queueMicrotask(this.refillAfterAcks);
+    }
     if (this.allAcknowledged) this.emit('acknowledged');
   }
+
+  private readonly refillAfterAcks = (): void => {
+    this.refillScheduled = false;
+    // A waiting writer first (it flushes).
+    if (this.pendingWrite !== undefined) this.fillFromWriter();
+    else this.flush();
+  };
 
   private onStreamMessage(msg: AgentMessage): void {
     const seq = msg.sequenceNumber;
@@ -596,7 +608,7 @@ export class ReliableChannel extends EventEmitter {
       createdDate: Date.now(),
       sequenceNumber: 0,
       flags: MessageFlags.Ack,
-      messageId: randomUUID(),
+      messageId: this.messageIds.take(),
       payloadType: PayloadType.Undefined,
       payload: encodeAcknowledge({
         AcknowledgedMessageType: msg.messageType,

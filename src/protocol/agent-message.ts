@@ -16,6 +16,12 @@ export interface AgentMessage {
   payload: Buffer;
 }
 
+/**
+ * A message to encode. The id may be given as its 16 bytes in UUID order (byte 0 is the string's first hex
+ * pair), which spares the hot path formatting a string only to parse it back.
+ */
+export type OutgoingAgentMessage = Omit<AgentMessage, 'messageId'> & { messageId: string | Uint8Array };
+
 // Field offsets (SPEC §3).
 const OFF_MESSAGE_TYPE = 4;
 const MESSAGE_TYPE_BYTES = 32;
@@ -44,7 +50,7 @@ function sha256(data: Buffer): string {
 }
 
 /** Encode a message for the wire. Pure: the same input gives the same bytes. */
-export function encodeAgentMessage(msg: AgentMessage): Buffer {
+export function encodeAgentMessage(msg: OutgoingAgentMessage): Buffer {
   const paddedType = PADDED_TYPES.get(msg.messageType);
   if (paddedType === undefined) throw new ProtocolError('messageType', `unknown message type ${JSON.stringify(msg.messageType)}`);
   const payload = msg.payload;
@@ -55,7 +61,8 @@ export function encodeAgentMessage(msg: AgentMessage): Buffer {
   writeUint64(out, msg.createdDate, OFF_CREATED_DATE, 'createdDate');
   writeInt64(out, msg.sequenceNumber, OFF_SEQUENCE_NUMBER);
   writeUint64(out, msg.flags, OFF_FLAGS, 'flags');
-  writeMessageId(out, msg.messageId, OFF_MESSAGE_ID);
+  if (typeof msg.messageId === 'string') writeMessageId(out, msg.messageId, OFF_MESSAGE_ID);
+  else writeMessageIdBytes(out, msg.messageId, OFF_MESSAGE_ID);
   out.write(sha256(payload), OFF_PAYLOAD_DIGEST, 32, 'latin1');
   out.writeUInt32BE(msg.payloadType, OFF_PAYLOAD_TYPE);
   out.writeUInt32BE(payload.length, OFF_PAYLOAD_LENGTH);
@@ -159,8 +166,13 @@ function writeMessageId(buf: Buffer, uuid: string, offset: number): void {
   if (invalid) throw new ProtocolError('messageId', `${JSON.stringify(uuid)} is not a UUID`);
 }
 
+function writeMessageIdBytes(buf: Buffer, id: Uint8Array, offset: number): void {
+  if (id.length !== 16) throw new ProtocolError('messageId', `${id.length} bytes given, a UUID has 16`);
+  for (let i = 0; i < 16; i++) buf[offset + ((i + 8) & 15)] = id[i]!;
+}
+
 function readMessageId(buf: Buffer, offset: number): string {
-  const low = buf.toString('hex', offset, offset + 8); // UUID bytes 8–15
-  const high = buf.toString('hex', offset + 8, offset + 16); // UUID bytes 0–7
-  return `${high.slice(0, 8)}-${high.slice(8, 12)}-${high.slice(12, 16)}-${low.slice(0, 4)}-${low.slice(4)}`;
+  // UUID bytes 8–15 come first on the wire (hex 0–15), then bytes 0–7 (hex 16–31).
+  const hex = buf.toString('hex', offset, offset + 16);
+  return `${hex.slice(16, 24)}-${hex.slice(24, 28)}-${hex.slice(28, 32)}-${hex.slice(0, 4)}-${hex.slice(4, 16)}`;
 }

@@ -174,6 +174,15 @@ describe('agent message validation', () => {
     expect(() => encodeAgentMessage(sample({ messageType: 'bogus' as MessageType }))).toThrow(ProtocolError);
   });
 
+  it('takes the message id as 16 bytes in UUID order, the same wire bytes as its string', () => {
+    const id = randomUUID();
+    const bytes = Buffer.from(id.replaceAll('-', ''), 'hex');
+    const fromBytes = encodeAgentMessage({ ...sample(), messageId: bytes });
+    expect(fromBytes.equals(encodeAgentMessage(sample({ messageId: id })))).toBe(true);
+    expect(decodeAgentMessage(fromBytes).messageId).toBe(id);
+    expect(() => encodeAgentMessage({ ...sample(), messageId: bytes.subarray(0, 15) })).toThrow(/15 bytes given/);
+  });
+
   it('round-trips negative sequence numbers', () => {
     expect(decodeAgentMessage(encodeAgentMessage(sample({ sequenceNumber: -5 }))).sequenceNumber).toBe(-5);
   });
