@@ -15,6 +15,7 @@ async function main(): Promise<number> {
   const demo = await startDemoServices();
   const sandbox = await startSandbox({ config: demo.config });
   console.log(`sandbox: SSM API, gateway and agent at ${sandbox.endpoint}`);
+  console.log('agent: paced like AWS (1 KiB per message, 1 ms apart: about 1 MB/s per session)');
   const args = ['forward', DEMO_TARGET, '--remote-port', '80', '--endpoint-url', sandbox.endpoint];
   console.log(`$ ssm-bridge ${args.join(' ')}`);
   const child = spawn(process.execPath, [cliPath, ...args], {

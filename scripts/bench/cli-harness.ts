@@ -151,7 +151,7 @@ export async function withSandbox<T>(body: (endpoint: string) => Promise<T>, ext
     const config = join(dir, 'sandbox.json');
     const ports = { ...extraPorts, ...Object.fromEntries(Object.entries(REMOTE_PORTS).map(([name, port]) => [port, `127.0.0.1:${servers[name as RemoteServer].port}`])) };
     writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports } } }));
-    const sandbox = spawnCli(['sandbox', '--config', config, '--log-level', 'warn'], { stdin: 'ignore', stdout: 'ignore' });
+    const sandbox = spawnCli(['sandbox', '--unpaced', '--config', config, '--log-level', 'warn'], { stdin: 'ignore', stdout: 'ignore' });
     try {
       return await body((await untilStderrMatches(sandbox, /listening on (http:\/\/\S+)/))[1]!);
     } finally {

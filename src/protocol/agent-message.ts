@@ -76,6 +76,22 @@ export function encodeAgentMessage(msg: OutgoingAgentMessage): Buffer {
  * The returned payload is a view into `buf` (no copy).
  */
 export function decodeAgentMessage(buf: Buffer): AgentMessage {
+  return decodeFields(buf, true) as AgentMessage;
+}
+
+/** A message decoded without the type and digest checks: `messageType` is whatever the header says. */
+export type LenientAgentMessage = Omit<AgentMessage, 'messageType'> & { messageType: string };
+
+/**
+ * Decode one message as the official agent reads it (agentmessage.go Deserialize + Validate): the layout is
+ * checked, but neither the payload digest nor the message type, which the agent ignores when it does not know
+ * it. For the sandbox's agent; clients use decodeAgentMessage.
+ */
+export function decodeAgentMessageLenient(buf: Buffer): LenientAgentMessage {
+  return decodeFields(buf, false);
+}
+
+function decodeFields(buf: Buffer, strict: boolean): LenientAgentMessage {
   if (buf.length < MIN_MESSAGE_BYTES) {
     throw new ProtocolError('message', `${buf.length} bytes is shorter than the ${MIN_MESSAGE_BYTES}-byte minimum`, 0);
   }
@@ -83,9 +99,9 @@ export function decodeAgentMessage(buf: Buffer): AgentMessage {
   if (headerLength !== HEADER_LENGTH) {
     throw new ProtocolError('headerLength', `expected ${HEADER_LENGTH}, got ${headerLength}`, 0);
   }
-  const messageType = readMessageType(buf);
+  const messageType = strict ? readMessageType(buf) : trimmedMessageType(buf);
   const schemaVersion = buf.readUInt32BE(OFF_SCHEMA_VERSION);
-  if (schemaVersion !== SCHEMA_VERSION) {
+  if (strict && schemaVersion !== SCHEMA_VERSION) {
     throw new ProtocolError('schemaVersion', `expected ${SCHEMA_VERSION}, got ${schemaVersion}`, OFF_SCHEMA_VERSION);
   }
   const createdDate = readUint64(buf, OFF_CREATED_DATE, 'createdDate');
@@ -101,17 +117,21 @@ export function decodeAgentMessage(buf: Buffer): AgentMessage {
     throw new ProtocolError('payloadLength', `says ${payloadLength} bytes but ${buf.length - OFF_PAYLOAD} follow`, OFF_PAYLOAD_LENGTH);
   }
   const payload = buf.subarray(OFF_PAYLOAD);
-  if (sha256(payload) !== buf.toString('latin1', OFF_PAYLOAD_DIGEST, OFF_PAYLOAD_DIGEST + 32)) {
+  if (strict && sha256(payload) !== buf.toString('latin1', OFF_PAYLOAD_DIGEST, OFF_PAYLOAD_DIGEST + 32)) {
     throw new ProtocolError('payloadDigest', 'SHA-256 of the payload does not match', OFF_PAYLOAD_DIGEST);
   }
   return { messageType, schemaVersion, createdDate, sequenceNumber, flags, messageId, payloadType, payload };
 }
 
-function readMessageType(buf: Buffer): MessageType {
+function trimmedMessageType(buf: Buffer): string {
   let end = OFF_MESSAGE_TYPE + MESSAGE_TYPE_BYTES;
-  // Trim trailing spaces and NULs (SPEC §3).
   while (end > OFF_MESSAGE_TYPE && (buf[end - 1] === 0x20 || buf[end - 1] === 0x00)) end--;
-  const text = buf.toString('latin1', OFF_MESSAGE_TYPE, end);
+  return buf.toString('latin1', OFF_MESSAGE_TYPE, end);
+}
+
+function readMessageType(buf: Buffer): MessageType {
+  // Trailing spaces and NULs are trimmed (SPEC §3).
+  const text = trimmedMessageType(buf);
   if (!KNOWN_TYPES.has(text)) {
     throw new ProtocolError('messageType', `unknown message type ${JSON.stringify(text.slice(0, 32))}`, OFF_MESSAGE_TYPE);
   }

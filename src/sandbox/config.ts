@@ -35,6 +35,8 @@ export interface SandboxConfig {
   documents: Record<string, DocumentConfig>;
   /** How long a session waits, disconnected (or started and never connected), before it expires. */
   sessionExpiryMs: number;
+  /** The agent's 1 ms sleep after each message (true, as the agent does); false for speed tests. */
+  paced: boolean;
 }
 
 /** One emulated managed node. */
@@ -105,6 +107,7 @@ export interface SandboxConfigInput {
     }
   >;
   sessionExpiryMs?: number;
+  paced?: boolean;
 }
 
 export const DEFAULT_REGION = 'us-east-1';
@@ -273,7 +276,7 @@ function parseDocument(name: string, value: unknown): DocumentConfig {
  */
 export function parseSandboxConfig(raw: unknown): SandboxConfig {
   const top = object(raw, '(top level)');
-  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs']);
+  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs', 'paced']);
   if (top.targets === undefined) fail('targets', 'is required: an object of target id → target');
   const targets: Record<string, TargetConfig> = {};
   for (const [id, t] of Object.entries(object(top.targets, 'targets'))) targets[id] = parseTarget(id, t);
@@ -287,7 +290,9 @@ export function parseSandboxConfig(raw: unknown): SandboxConfig {
   }
   const region = top.region ?? DEFAULT_REGION;
   if (typeof region !== 'string' || !REGION.test(region)) fail('region', `must be a region name such as "us-east-1", got ${describe(top.region)}`);
-  return { region, targets, documents, sessionExpiryMs };
+  const paced = top.paced ?? true;
+  if (typeof paced !== 'boolean') fail('paced', `must be true or false, got ${describe(top.paced)}`);
+  return { region, targets, documents, sessionExpiryMs, paced };
 }
 
 /** Read a JSON config file and validate it. */

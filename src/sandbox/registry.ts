@@ -1,8 +1,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { BridgeError, ErrorCode } from '../errors.js';
-import type { SessionTraffic } from './gateway/gateway.js';
-import { newFaultCounters } from './gateway/fault-injecting-transport.js';
+import { newTrafficCounters, type SessionTraffic } from './gateway/gateway.js';
 import { parseHostPort, type SandboxConfig, type SessionTypeProperties, type TargetConfig } from './config.js';
 
 /*
@@ -31,22 +30,7 @@ export interface SessionCounters extends SessionTraffic {
 }
 
 export function newSessionCounters(): SessionCounters {
-  return {
-    resumeSessionCalls: 0,
-    connections: 0,
-    reconnects: 0,
-    messagesToClient: 0,
-    messagesFromClient: 0,
-    payloadBytesToClient: 0,
-    payloadBytesAckedByClient: 0,
-    payloadBytesFromClient: 0,
-    acksSent: 0,
-    acksReceived: 0,
-    resends: 0,
-    duplicatesReceived: 0,
-    malformedReceived: 0,
-    ...newFaultCounters(),
-  };
+  return { resumeSessionCalls: 0, ...newTrafficCounters() };
 }
 
 export interface SessionRecord {

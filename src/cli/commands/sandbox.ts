@@ -8,7 +8,7 @@ export interface SandboxArgs {
   port: string | number;
   host: string;
   config?: string;
-  pacing: boolean;
+  unpaced: boolean;
   seed: string | number;
 }
 
@@ -23,12 +23,15 @@ export async function runSandbox(args: SandboxArgs, logger: PinoLogger): Promise
     demo = await startDemoServices();
     config = demo.config;
   }
-  const sandbox = await startSandbox({ host: args.host, port, config, pacing: args.pacing, seed, logger });
+  const sandbox = await startSandbox({ host: args.host, port, config, ...(args.unpaced ? { paced: false } : {}), seed, logger });
   const targets = Object.keys(sandbox.config.targets);
   const example = demo ? `${DEMO_TARGET} --remote-port 80` : `${targets[0] ?? '<target>'} --remote-port <port>`;
   process.stderr.write(
     [
       `ssm-bridge sandbox listening on ${sandbox.endpoint}`,
+      sandbox.paced
+        ? 'agent: paced like AWS (1 KiB per message, 1 ms apart: about 1 MB/s per session); --unpaced for speed tests'
+        : 'agent: unpaced (no 1 ms pause between messages): faster than AWS; drop --unpaced to see real pacing',
       `targets: ${targets.join(', ')}${demo ? `  (${DEMO_TARGET}: port 80 a web page, port 7 echo; ${DEMO_OLD_AGENT_TARGET}: the same on an old agent)` : ''}`,
       '',
       'In another shell:',

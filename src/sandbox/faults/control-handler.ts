@@ -9,6 +9,9 @@
  * | `POST /_sandbox/sessions/<id>/drop` | 202: asks the gateway (event `dropRequested` on FaultState) to cut the session's WebSocket; the session survives for a resume. 409 when terminated |
  * | `POST /_sandbox/sessions/<id>/expire` | ends it as an expiry does (reason `expired`): ResumeSession then gives no token |
  * | `POST /_sandbox/sessions/<id>/terminate` | ends it as TerminateSession does |
+ * | `POST /_sandbox/sessions/<id>/block-destination` `{"ms": T}` | 202: the agent's destinations take no bytes for T ms (its reader blocks behind them) |
+ * | `POST /_sandbox/sessions/<id>/withhold-acks` `{"ms": T}` | 202: the gateway holds the agent's acks to the client for T ms, then delivers them |
+ * | `POST /_sandbox/sessions/<id>/agent-heartbeat-timeout` | 202: the agent's read deadline passes now: it reconnects (the client sees pause/start_publication) |
  * | `GET /_sandbox/faults` | the fault settings, plus the PRNG `seed` |
  * | `POST /_sandbox/faults` | merge a JSON object into the settings (all or nothing; 400 naming a bad field) |
  * | `DELETE /_sandbox/faults` | every fault off |
@@ -92,6 +95,25 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
       if (parts.length === 3) {
         if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
         return sendJson(res, 200, summary(sessionId));
+      }
+      if (parts.length === 4 && (action === 'block-destination' || action === 'withhold-acks' || action === 'agent-heartbeat-timeout')) {
+        if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);
+        const record = registry.get(sessionId);
+        if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
+        if (record.state === 'terminated') throw new ControlError(409, 'SessionTerminated', `session ${sessionId} is terminated (${record.terminatedReason ?? ''})`);
+        let applied: boolean;
+        if (action === 'agent-heartbeat-timeout') applied = faults.requestSessionFault(sessionId, { kind: action });
+        else {
+          const body = (await readJsonBody(req)) as { ms?: unknown } | null;
+          const ms = body?.ms;
+          if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 1 || ms > 600_000) {
+            throw new ControlError(400, 'InvalidArgument', `${action} needs {"ms": <whole milliseconds from 1 to 600000>}, got ${JSON.stringify(ms) ?? 'nothing'}`);
+          }
+          applied = faults.requestSessionFault(sessionId, { kind: action, ms });
+        }
+        logger.info({ sessionId, action }, 'sandbox control');
+        if (!applied) throw new ControlError(409, 'NoAgent', `session ${sessionId} has no agent yet (no data channel has connected)`);
+        return sendJson(res, 202, summary(sessionId));
       }
       if (parts.length === 4 && (action === 'drop' || action === 'expire' || action === 'terminate')) {
         if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { BridgeError, ErrorCode } from '../../errors.js';
-import type { GatewayFaults } from '../gateway/gateway.js';
+import type { GatewayFaults, SessionFault } from '../gateway/gateway.js';
 import { mulberry32 } from './mulberry32.js';
 
 /** How a fault-injected ResumeSession call fails. */
@@ -51,6 +51,8 @@ export function defaultFaultSettings(): FaultSettings {
 export interface FaultStateEvents {
   /** The control API asked to cut a session's WebSocket (the session survives and can be resumed). */
   dropRequested: [sessionId: string];
+  /** The control API asked for a timed fault on one session's agent or gateway path. */
+  sessionFaultRequested: [sessionId: string, fault: SessionFault];
   /** The settings changed (update or reset). */
   changed: [settings: FaultSettings];
 }
@@ -168,6 +170,15 @@ export class FaultState extends EventEmitter<FaultStateEvents> {
     if (this.current.failResumeCount <= 0) return undefined;
     this.current.failResumeCount--;
     return this.current.failResumeWith;
+  }
+
+  /** Ask the gateway for a timed fault on one session; true when a listener (the gateway) heard it. */
+  requestSessionFault(sessionId: string, fault: SessionFault): boolean {
+    let applied = false;
+    for (const listener of this.listeners('sessionFaultRequested')) {
+      if ((listener as (id: string, f: SessionFault) => boolean)(sessionId, fault)) applied = true;
+    }
+    return applied;
   }
 
   /** Ask the gateway to cut the session's current WebSocket; true when a listener (the gateway) heard it. */

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { ReliableChannel, WebSocketTransport } from '../../channel/index.js';
+import WebSocket, { WebSocketServer } from 'ws';
+import type { Transport } from '../../channel/transport.js';
 import { ProtocolError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../logger.js';
 import {
@@ -15,6 +16,7 @@ import {
   SCHEMA_VERSION,
   type PortSessionProperties,
 } from '../../protocol/index.js';
+import type { AgentLink } from '../agent/agent-data-channel.js';
 import { AgentSession } from '../agent/agent-session.js';
 import type { ResolveDestination } from '../agent/dialer.js';
 import { FaultInjectingTransport, newFaultCounters, type ConnectionFaults, type FaultCounters } from './fault-injecting-transport.js';
@@ -46,14 +48,27 @@ export interface GatewayFaults extends ConnectionFaults {
   corruptDigestNext: number;
 }
 
+/** Timed faults aimed at one session (control API `POST /_sandbox/sessions/<id>/<fault>`). */
+export type SessionFault =
+  | { kind: 'block-destination'; ms: number }
+  | { kind: 'withhold-acks'; ms: number }
+  | { kind: 'agent-heartbeat-timeout' };
+
+export interface GatewayAgentOptions {
+  /** Agent-like 1 ms sleep after each message; default true. */
+  paced?: boolean;
+  pluginStartDelayMs?: number;
+  smuxKeepAlive?: { intervalMs: number; timeoutMs: number };
+  heartbeat?: { pingIntervalMs: number; pongWaitMs: number };
+}
+
 export interface GatewayOptions {
   store: GatewaySessionStore;
   faults: () => GatewayFaults;
   /** Called to consume one corruption credit. */
   takeCorruption: () => boolean;
   random: () => number;
-  pacing?: boolean;
-  smuxKeepAlive?: { intervalMs: number; timeoutMs: number };
+  agent?: GatewayAgentOptions;
   logger?: Logger;
   /** How long a new WebSocket may take to send OpenDataChannelInput. */
   openTimeoutMs?: number;
@@ -64,11 +79,11 @@ export interface SessionTraffic extends FaultCounters {
   /** Data-channel WebSockets accepted with a valid token, and those after the first. */
   connections: number;
   reconnects: number;
-  /** Stream messages the agent sent / received (SPEC §5), resends excluded, and their payload bytes. */
+  /** Stream messages the agent sent / took in order (SPEC §5), resends excluded, and their payload bytes. */
   messagesToClient: number;
   messagesFromClient: number;
   payloadBytesToClient: number;
-  /** Of those, the bytes the client has acknowledged (taken into its custody). */
+  /** Of those, the bytes the client has acknowledged. */
   payloadBytesAckedByClient: number;
   payloadBytesFromClient: number;
   acksSent: number;
@@ -76,26 +91,89 @@ export interface SessionTraffic extends FaultCounters {
   resends: number;
   duplicatesReceived: number;
   malformedReceived: number;
+  /** The agent's messages kept unacknowledged now, and the most at once. */
+  unacknowledged: number;
+  maxUnacknowledged: number;
+  /** In-order stream data refused because the plugin was not ready (no ack). */
+  notReadyRefusals: number;
+  /** Out-of-order messages dropped because the agent's 100,000-slot buffer was full. */
+  incomingBufferDrops: number;
+  unknownTypesReceived: number;
+  /** Time the agent's reader spent blocked behind its plugin or a full connection. */
+  readerBlockedMs: number;
+  /** The agent's own reconnects (heartbeat timeouts), and frames lost with its old connection. */
+  agentReconnects: number;
+  framesLostAtReconnect: number;
+  /** Client frames the gateway dropped because the agent was away. */
+  framesDroppedAgentAway: number;
+  pausePublicationsSent: number;
+  startPublicationsSent: number;
+  /** Times the gateway stopped reading the client's WebSocket because the agent's reader was behind. */
+  clientReadPauses: number;
 }
+
+export function newTrafficCounters(): SessionTraffic {
+  return {
+    ...newFaultCounters(),
+    connections: 0,
+    reconnects: 0,
+    messagesToClient: 0,
+    messagesFromClient: 0,
+    payloadBytesToClient: 0,
+    payloadBytesAckedByClient: 0,
+    payloadBytesFromClient: 0,
+    acksSent: 0,
+    acksReceived: 0,
+    resends: 0,
+    duplicatesReceived: 0,
+    malformedReceived: 0,
+    unacknowledged: 0,
+    maxUnacknowledged: 0,
+    notReadyRefusals: 0,
+    incomingBufferDrops: 0,
+    unknownTypesReceived: 0,
+    readerBlockedMs: 0,
+    agentReconnects: 0,
+    framesLostAtReconnect: 0,
+    framesDroppedAgentAway: 0,
+    pausePublicationsSent: 0,
+    startPublicationsSent: 0,
+    clientReadPauses: 0,
+  };
+}
+
+/**
+ * What the gateway holds toward the client before the agent's write blocks (its TCP connection to the service
+ * and the service's to the client). Not knowable from the agent source; a decision (docs/sandbox.md).
+ */
+export const CLIENT_SEND_HIGH_WATER_BYTES = 512 * 1024;
+/** What the gateway takes from the client while the agent's reader is behind, before it stops reading. */
+export const AGENT_READER_BACKLOG_BYTES = 512 * 1024;
+/** Largest frame accepted from a client (1 KiB payloads are 1,144 bytes); caps the pre-authentication frame too. */
+export const MAX_CLIENT_FRAME_BYTES = 1024 * 1024;
 
 interface LiveSession {
   info: GatewaySessionInfo;
-  channel: ReliableChannel;
   agent: AgentSession;
-  transport: FaultInjectingTransport | undefined;
+  client: ClientSocket | undefined;
   counters: FaultCounters;
+  gateway: SessionTraffic;
   connections: number;
+  agentAway: boolean;
+  withholdAcksUntilMs: number;
+  heldAcks: Buffer[];
+  writableWaiters: Array<() => void>;
 }
 
 const DATA_CHANNEL_PATH = /^\/v1\/data-channel\/([^/?]+)$/;
 
 /**
- * The message gateway: accepts data-channel WebSockets, checks OpenDataChannelInput's token, and joins
- * each connection to its session's agent-role channel — the same channel across reconnects (SPEC §6).
+ * The message gateway: accepts data-channel WebSockets, checks OpenDataChannelInput's token, and relays frames
+ * between the client and the session's emulated agent — the same agent across client reconnects (SPEC §6). It
+ * tells the agent to pause while the client is away and the client to pause while the agent is away.
  */
 export class Gateway {
-  // Pongs are ours to send (onConnection): a blackholed connection must not answer the client's pings.
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024, autoPong: false });
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_CLIENT_FRAME_BYTES, autoPong: false });
   private readonly live = new Map<string, LiveSession>();
   /** The last counters of sessions that ended: the control API reports them after the end too. */
   private readonly endedTraffic = new Map<string, SessionTraffic>();
@@ -105,14 +183,21 @@ export class Gateway {
   constructor(options: GatewayOptions) {
     this.options = options;
     this.logger = options.logger ?? silentLogger;
+    this.wss.on('error', () => {});
   }
 
   /** Handle an HTTP upgrade request; returns false when the path is not a data channel. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const path = new URL(req.url ?? '/', 'http://sandbox').pathname;
-    const match = DATA_CHANNEL_PATH.exec(path);
-    if (!match) return false;
-    const sessionId = decodeURIComponent(match[1]!);
+    socket.on('error', () => {});
+    let sessionId: string;
+    try {
+      const match = DATA_CHANNEL_PATH.exec(new URL(req.url ?? '/', 'http://sandbox').pathname);
+      if (!match) return false;
+      sessionId = decodeURIComponent(match[1]!);
+    } catch {
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      return true;
+    }
     if (!this.options.store.exists(sessionId)) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
       return true;
@@ -125,8 +210,9 @@ export class Gateway {
   traffic(sessionId: string): SessionTraffic | undefined {
     const live = this.live.get(sessionId);
     if (!live) return this.endedTraffic.get(sessionId);
-    const s = live.channel.stats;
+    const s = live.agent.stats;
     return {
+      ...live.gateway,
       ...live.counters,
       connections: live.connections,
       reconnects: Math.max(0, live.connections - 1),
@@ -140,31 +226,58 @@ export class Gateway {
       resends: s.resends,
       duplicatesReceived: s.duplicatesReceived,
       malformedReceived: s.malformedReceived,
+      unacknowledged: live.agent.channel.unacknowledged,
+      maxUnacknowledged: s.maxUnacknowledged,
+      notReadyRefusals: s.notReadyRefusals,
+      incomingBufferDrops: s.incomingBufferDrops,
+      unknownTypesReceived: s.unknownTypesReceived,
+      readerBlockedMs: s.readerBlockedMs,
+      agentReconnects: s.agentReconnects,
+      framesLostAtReconnect: s.framesLostAtReconnect,
     };
   }
 
   /** Cut the current WebSocket of a session (fault injection); the session survives for a resume. */
   drop(sessionId: string): boolean {
-    const transport = this.live.get(sessionId)?.transport;
-    if (!transport) return false;
-    transport.terminate();
+    const client = this.live.get(sessionId)?.client;
+    if (!client) return false;
+    client.transport.terminate();
     return true;
+  }
+
+  /** Apply a timed fault to one session; false when the session has no agent yet. */
+  applySessionFault(sessionId: string, fault: SessionFault): boolean {
+    const live = this.live.get(sessionId);
+    if (!live) return false;
+    switch (fault.kind) {
+      case 'block-destination':
+        live.agent.gate.block(fault.ms);
+        return true;
+      case 'withhold-acks': {
+        live.withholdAcksUntilMs = Date.now() + fault.ms;
+        setTimeout(() => this.releaseAcks(live), fault.ms).unref();
+        return true;
+      }
+      case 'agent-heartbeat-timeout':
+        live.agent.channel.expireReadDeadline();
+        return true;
+    }
   }
 
   /** The session is over (TerminateSession, expiry, agent end): tell the client and release everything. */
   terminate(sessionId: string, reason: string): void {
     const live = this.live.get(sessionId);
     if (!live) return;
-    // A stream session ends when its destination closes: its byte counts are what a test checks afterwards.
     this.endedTraffic.set(sessionId, this.traffic(sessionId)!);
     this.live.delete(sessionId);
     live.agent.close();
-    const transport = live.channel.detach() as FaultInjectingTransport | undefined;
-    live.channel.close();
-    if (transport?.isOpen) {
-      transport.sendBinary(channelClosedFrame(sessionId, live.info.targetId, reason));
+    this.wakeWriters(live);
+    const client = live.client;
+    live.client = undefined;
+    if (client?.transport.isOpen) {
+      client.transport.sendBinary(channelClosedFrame(sessionId, live.info.targetId, reason));
       // Give the frame a moment to leave before the close frame.
-      setTimeout(() => transport.close(1000, 'session terminated'), 20).unref();
+      setTimeout(() => client.transport.close(1000, 'session terminated'), 20).unref();
     }
   }
 
@@ -175,11 +288,13 @@ export class Gateway {
   }
 
   private onConnection(ws: WebSocket, sessionId: string): void {
+    ws.on('error', () => {}); // a malformed frame closes the socket; it must never crash the sandbox
     ws.on('ping', (data: Buffer) => {
-      if (ws.readyState === ws.OPEN && !this.options.faults().blackhole) ws.pong(data);
+      if (ws.readyState === WebSocket.OPEN && !this.options.faults().blackhole) ws.pong(data);
     });
     const timer = setTimeout(() => ws.close(1008, 'OpenDataChannelInput not received'), this.options.openTimeoutMs ?? 10_000);
     timer.unref();
+    ws.once('close', () => clearTimeout(timer));
     ws.once('message', (data: Buffer, isBinary: boolean) => {
       clearTimeout(timer);
       if (isBinary) {
@@ -205,51 +320,240 @@ export class Gateway {
 
   private join(ws: WebSocket, info: GatewaySessionInfo): void {
     let live = this.live.get(info.sessionId);
-    const counters = live?.counters ?? newFaultCounters();
-    const transport = new FaultInjectingTransport(new WebSocketTransport(ws), {
+    if (live === undefined) live = this.createSession(info);
+    else if (live.client) {
+      // A newer connection replaces the old one (the client resumed before we saw the old one die).
+      const old = live.client;
+      live.client = undefined;
+      old.transport.terminate();
+    }
+    const session = live;
+    const client = new ClientSocket(ws, {
       faults: this.options.faults,
       random: this.options.random,
       takeCorruption: this.options.takeCorruption,
-      counters,
+      counters: session.counters,
     });
-    if (live === undefined) {
-      const channel = new ReliableChannel({ role: 'agent', ...(this.options.pacing ? { resendPolicy: 'oldest-per-tick' as const } : {}) });
-      const agent = new AgentSession({
-        channel,
-        agentVersion: info.agentVersion,
-        properties: info.properties,
-        resolveDestination: info.resolveDestination,
-        refuseDestination: () => this.options.faults().refuseDestination,
-        ...(this.options.pacing ? { pacing: true } : {}),
-        ...(this.options.smuxKeepAlive ? { smuxKeepAlive: this.options.smuxKeepAlive } : {}),
-        logger: this.logger,
-      });
-      live = { info, channel, agent, transport: undefined, counters, connections: 0 };
-      this.live.set(info.sessionId, live);
-      const sessionId = info.sessionId;
-      agent.on('end', (reason: string) => this.options.store.ended(sessionId, reason));
-      channel.on('transport-close', () => {
-        const current = this.live.get(sessionId);
-        if (current && current.transport && !current.transport.isOpen) {
-          current.transport = undefined;
-          this.options.store.disconnected(sessionId);
-        }
-      });
-      channel.on('malformed', (err: Error) => this.logger.debug({ sessionId, err: err.message }, 'agent dropped a malformed message'));
-      channel.on('close', (err?: Error) => {
-        if (err) this.options.store.ended(sessionId, err.message);
-      });
-    } else if (live.transport) {
-      // A newer connection replaces the old one (the client resumed before we saw the old one die).
-      const old = live.channel.detach();
-      old?.terminate();
-    }
-    live.transport = transport;
-    live.connections++;
-    live.channel.attach(transport);
+    session.client = client;
+    session.connections++;
+    client.transport.on('message', (frame: Buffer, isBinary: boolean) => {
+      if (isBinary) this.toAgent(session, client, frame);
+    });
+    client.transport.on('drain', () => this.wakeWriters(session));
+    client.transport.on('close', () => {
+      if (session.client !== client) return;
+      session.client = undefined;
+      this.wakeWriters(session);
+      // pause_publication toward the agent: it stops reading its destinations and resending until the client is back.
+      session.agent.channel.setPublication(true);
+      if (this.live.get(info.sessionId) === session) this.options.store.disconnected(info.sessionId);
+    });
     this.options.store.connected(info.sessionId);
-    if (live.connections === 1) live.agent.start();
+    if (session.agentAway) this.sendControl(session, MessageType.PausePublication);
+    if (session.connections === 1) session.agent.start();
+    else session.agent.channel.setPublication(false); // start_publication toward the agent
   }
+
+  private createSession(info: GatewaySessionInfo): LiveSession {
+    const agentOptions = this.options.agent ?? {};
+    const sessionId = info.sessionId;
+    // Filled in below: the link closes over the session record.
+    const session = {} as LiveSession;
+    const link: AgentLink = {
+      send: (frame) => this.toClient(session, frame),
+      whenWritable: () => this.whenClientWritable(session),
+      agentAway: (away) => this.onAgentAway(session, away),
+    };
+    const agent = new AgentSession({
+      link,
+      agentVersion: info.agentVersion,
+      properties: info.properties,
+      resolveDestination: info.resolveDestination,
+      refuseDestination: () => this.options.faults().refuseDestination,
+      paced: agentOptions.paced ?? true,
+      ...(agentOptions.pluginStartDelayMs !== undefined ? { pluginStartDelayMs: agentOptions.pluginStartDelayMs } : {}),
+      ...(agentOptions.smuxKeepAlive ? { smuxKeepAlive: agentOptions.smuxKeepAlive } : {}),
+      ...(agentOptions.heartbeat ? { heartbeat: agentOptions.heartbeat } : {}),
+      random: this.options.random,
+      logger: this.logger,
+    });
+    Object.assign(session, {
+      info,
+      agent,
+      client: undefined,
+      counters: newFaultCounters(),
+      gateway: newTrafficCounters(),
+      connections: 0,
+      agentAway: false,
+      withholdAcksUntilMs: 0,
+      heldAcks: [],
+      writableWaiters: [],
+    } satisfies LiveSession);
+    this.live.set(sessionId, session);
+    agent.on('end', (reason: string) => this.options.store.ended(sessionId, reason));
+    return session;
+  }
+
+  // ---- agent → client ----
+
+  /** The agent's write: lost when no client is connected (today's model of the service), else queued. */
+  private toClient(session: LiveSession, frame: Buffer): boolean {
+    const client = session.client;
+    if (!client || !client.transport.isOpen) return true;
+    if (session.withholdAcksUntilMs > Date.now() && isAcknowledge(frame)) {
+      session.heldAcks.push(frame);
+      return true;
+    }
+    return client.transport.sendBinary(frame);
+  }
+
+  private whenClientWritable(session: LiveSession): Promise<void> {
+    const client = session.client;
+    if (!client || !client.transport.isOpen || !client.full) return Promise.resolve();
+    return new Promise((resolve) => session.writableWaiters.push(resolve));
+  }
+
+  private wakeWriters(session: LiveSession): void {
+    const waiters = session.writableWaiters;
+    session.writableWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private releaseAcks(session: LiveSession): void {
+    session.withholdAcksUntilMs = 0;
+    const held = session.heldAcks;
+    session.heldAcks = [];
+    for (const frame of held) this.toClient(session, frame);
+  }
+
+  private onAgentAway(session: LiveSession, away: boolean): void {
+    session.agentAway = away;
+    this.sendControl(session, away ? MessageType.PausePublication : MessageType.StartPublication);
+  }
+
+  private sendControl(session: LiveSession, messageType: typeof MessageType.PausePublication | typeof MessageType.StartPublication): void {
+    const client = session.client;
+    if (!client || !client.transport.isOpen) return;
+    if (messageType === MessageType.PausePublication) session.gateway.pausePublicationsSent++;
+    else session.gateway.startPublicationsSent++;
+    client.transport.sendBinary(controlFrame(messageType));
+  }
+
+  // ---- client → agent ----
+
+  private toAgent(session: LiveSession, client: ClientSocket, frame: Buffer): void {
+    if (session.agentAway) {
+      session.gateway.framesDroppedAgentAway++;
+      return;
+    }
+    session.agent.deliver(frame);
+    // TCP backpressure end to end: while the agent's reader is behind, stop reading the client.
+    if (session.agent.channel.readerBacklogBytes > AGENT_READER_BACKLOG_BYTES && !client.readPaused) {
+      session.gateway.clientReadPauses++;
+      client.pauseReading(() => session.agent.channel.readerBacklogBytes <= AGENT_READER_BACKLOG_BYTES / 2 || session.client !== client);
+    }
+  }
+}
+
+/**
+ * The gateway's end of one client WebSocket: ws as a Transport (behind the fault injector), send backpressure
+ * from bufferedAmount, and a read pause polled until the agent has caught up.
+ */
+class ClientSocket extends EventEmitter implements Transport {
+  readonly transport: FaultInjectingTransport;
+  readPaused = false;
+  private waitingForDrain = false;
+  private pauseTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly ws: WebSocket,
+    faultOptions: ConstructorParameters<typeof FaultInjectingTransport>[1],
+  ) {
+    super();
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.emit('message', data, isBinary));
+    ws.on('close', (code: number, reason: Buffer) => {
+      if (this.pauseTimer) clearInterval(this.pauseTimer);
+      this.emit('close', code, reason.toString('utf8'));
+    });
+    this.on('error', () => {});
+    this.transport = new FaultInjectingTransport(this, faultOptions);
+    this.transport.on('error', () => {});
+  }
+
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  get full(): boolean {
+    return this.ws.bufferedAmount >= CLIENT_SEND_HIGH_WATER_BYTES;
+  }
+
+  sendBinary(frame: Buffer): boolean {
+    if (!this.isOpen) return false;
+    if (this.ws.bufferedAmount + frame.length < CLIENT_SEND_HIGH_WATER_BYTES) {
+      this.ws.send(frame, { binary: true });
+      return true;
+    }
+    this.waitingForDrain = true;
+    this.ws.send(frame, { binary: true }, () => this.checkDrained());
+    return false;
+  }
+
+  /** After a frame sent past the high-water mark has left: drain once the buffer is below it. */
+  private checkDrained(): void {
+    if (!this.waitingForDrain) return;
+    if (this.full && this.isOpen) {
+      setTimeout(() => this.checkDrained(), 2).unref();
+      return;
+    }
+    this.waitingForDrain = false;
+    this.emit('drain');
+  }
+
+  sendText(text: string): void {
+    if (this.isOpen) this.ws.send(text);
+  }
+
+  close(code = 1000, reason = ''): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  pauseReading(canResume: () => boolean): void {
+    this.readPaused = true;
+    this.ws.pause();
+    this.pauseTimer = setInterval(() => {
+      if (!canResume()) return;
+      clearInterval(this.pauseTimer);
+      this.pauseTimer = undefined;
+      this.readPaused = false;
+      this.ws.resume();
+    }, 5);
+    this.pauseTimer.unref();
+  }
+}
+
+const ACK_TYPE = Buffer.from(MessageType.Acknowledge, 'latin1');
+
+function isAcknowledge(frame: Buffer): boolean {
+  return frame.length > 4 + ACK_TYPE.length && frame.subarray(4, 4 + ACK_TYPE.length).equals(ACK_TYPE);
+}
+
+function controlFrame(messageType: typeof MessageType.PausePublication | typeof MessageType.StartPublication): Buffer {
+  return encodeAgentMessage({
+    messageType,
+    schemaVersion: SCHEMA_VERSION,
+    createdDate: Date.now(),
+    sequenceNumber: 0,
+    flags: MessageFlags.Ack,
+    messageId: randomUUID(),
+    payloadType: PayloadType.Undefined,
+    payload: Buffer.alloc(0),
+  });
 }
 
 function channelClosedFrame(sessionId: string, targetId: string, reason: string): Buffer {

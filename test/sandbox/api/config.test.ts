@@ -28,6 +28,7 @@ describe('sandbox config', () => {
       targets: { 'i-1': { agentVersion: DEFAULT_AGENT_VERSION, ports: {}, remoteHosts: {}, connected: true } },
       documents: {},
       sessionExpiryMs: DEFAULT_SESSION_EXPIRY_MS,
+      paced: true,
     });
     expect(DEFAULT_AGENT_VERSION).toBe('3.3.2746.0');
     expect(DEFAULT_SESSION_EXPIRY_MS).toBe(20 * 60_000);
