@@ -31,6 +31,8 @@ export const ErrorCode = {
   SERVICE_ERROR: 'SERVICE_ERROR',
   /** A timeout elapsed. */
   TIMEOUT: 'TIMEOUT',
+  /** The session ended with bytes the agent sent missing (a gap that was never filled). */
+  DATA_LOST: 'DATA_LOST',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -24,29 +24,30 @@ export type ChannelRole = 'client' | 'agent';
 
 export interface ReliableChannelOptions {
   role: ChannelRole;
-  /** Messages sent but not yet acknowledged, at most. */
+  /**
+   * The send window's upper bound in messages. The window itself follows the peer's acknowledgement rate (about
+   * a second of acks), between `minInFlightMessages` and this.
+   */
   maxInFlightMessages?: number;
+  minInFlightMessages?: number;
   /** Messages held (in flight + waiting to be sent) before a writer must wait. */
   maxBufferedMessages?: number;
-  /** Out-of-order messages kept while a gap is open; beyond it they are dropped unacknowledged (and resent). */
+  /** Out-of-order messages kept while a gap is open, at most (a memory bound; see `maxReorderBytes`). */
   maxReorderMessages?: number;
+  /** Payload bytes of out-of-order messages kept, at most; past it new ones are dropped unacknowledged. */
+  maxReorderBytes?: number;
   /**
-   * Received bytes `data` may hold for a reader that is behind. Past its high-water mark acks wait (the peer
-   * stops at its window); past this, new messages are dropped unacknowledged and resent later, so a peer
-   * whose window is huge cannot grow our memory without bound. Default 8 MiB.
+   * Received bytes `data` may hold for a reader that is behind before the channel stops reading its transport
+   * (TCP backpressure: the only thing that slows the real agent, which has no send window). Reading resumes once
+   * the reader has taken `data` below its high-water mark (1 MiB). Nothing is ever dropped for flow control.
+   * Default 8 MiB.
    */
-  maxHeldReceiveBytes?: number;
+  receiveBudgetBytes?: number;
   /** Payload bytes per stream message (SPEC §5: 1024 on both official sides). */
   maxPayloadBytes?: number;
   /** Consecutive undecodable frames tolerated before the channel fails with PROTOCOL_ERROR. */
   maxConsecutiveMalformed?: number;
   maxRtoMs?: number;
-  /**
-   * `all-overdue` (default) resends every overdue message as soon as it is due. `oldest-per-tick` imitates
-   * the official agent and client: one message, the oldest overdue, per `resendTickMs` (sandbox pacing mode).
-   */
-  resendPolicy?: 'all-overdue' | 'oldest-per-tick';
-  resendTickMs?: number;
 }
 
 export interface ChannelStats {
@@ -55,17 +56,34 @@ export interface ChannelStats {
   /** Payload bytes of sent messages the peer has acknowledged: what it has taken into its custody. */
   payloadBytesAcknowledged: number;
   resends: number;
+  /** Of those: after evidence of loss (later messages acknowledged), and after a timeout of the oldest. */
+  fastResends: number;
+  timeoutResends: number;
   acksSent: number;
   acksReceived: number;
   messagesReceived: number;
   payloadBytesReceived: number;
   duplicatesReceived: number;
   outOfOrderReceived: number;
-  /** New messages dropped unacknowledged because `data` held maxHeldReceiveBytes (the peer resends them). */
-  droppedWhileFull: number;
+  /** Out-of-order messages dropped because the reorder buffer was at its byte or message bound. */
+  droppedReorderFull: number;
   malformedReceived: number;
+  /** Messages of a type this side does not use (ignored, as the agent and the official client do). */
+  unknownTypesReceived: number;
+  /** Times the transport was paused because `data` held receiveBudgetBytes. */
+  receivePauses: number;
+  /** The send window now, in messages, and the acknowledgement rate it follows. */
+  windowMessages: number;
+  ackRatePerSecond: number;
   srttMs: number;
   rtoMs: number;
+}
+
+/** A gap in what the peer sent: messages beyond it arrived, so it sent these and they never came. */
+export interface ReceiveGap {
+  missingMessages: number;
+  /** Messages held beyond the gap, never delivered. */
+  heldMessages: number;
 }
 
 /** What an ack names. */
@@ -78,7 +96,20 @@ interface OutboundMessage {
   sentAtMs: number;
   deadlineMs: number;
   transmissions: number;
+  /** Messages sent after this one's last transmission that were acknowledged since: evidence it was lost. */
+  laterAcks: number;
 }
+
+/** Later acks that make a message count as lost (as TCP's three duplicate acks). */
+const LOSS_EVIDENCE_ACKS = 3;
+/** Resends on evidence of loss, at most per resend tick; the rest wait for the next tick. */
+const FAST_RESENDS_PER_TICK = 256;
+/** The resend scheduler's tick: a timed-out oldest message is resent at most once per tick. */
+const RESEND_TICK_MS = 100;
+/** How often the acknowledgement rate is sampled, and how much of a second of acks the window holds. */
+const ACK_RATE_SAMPLE_MS = 250;
+const WINDOW_SECONDS = 1;
+const INITIAL_WINDOW_MESSAGES = 512;
 
 /*
  * State machine (one field, transitions only in attach/detach/close):
@@ -93,12 +124,26 @@ interface OutboundMessage {
 type ChannelState = 'detached' | 'attached' | 'closed';
 
 /**
- * The reliable, ordered message channel of SPEC §5, symmetric for client and agent roles.
+ * The reliable, ordered message channel of SPEC §5, for the client role (the agent role serves symmetric tests
+ * and benchmarks; the sandbox's agent has its own, written from the agent source).
+ *
+ * Receiving: an in-order message is delivered into `data`, then acknowledged. While `data` holds more than
+ * `receiveBudgetBytes` for a reader that is behind, the transport stops being read (TCP backpressure) until
+ * `data` is below its low-water mark. The real agent sends without a window, so holding acks back would not
+ * slow it, and a message we dropped would come back at only ~10 per second; not reading the WebSocket is the
+ * one thing that slows it. This cannot deadlock against it: the agent needs no acks to send, and its reader
+ * keeps taking our messages. The cost: while we do not read, the peer's acks for our own data wait too, so an
+ * upload waits while the download is stalled.
+ *
+ * Sending: a window of at most about one second of the peer's acknowledgement rate (so what waits in front of a
+ * slow agent drains within about a second), resends after evidence of loss (three later messages acknowledged),
+ * and, when nothing is acknowledged at all, only the oldest message once per tick with backoff: a stalled peer
+ * gets a few messages per second, never a storm. After a reconnect the whole window is resent once.
  *
  * Events: `stream-message` (AgentMessage: every in-order stream message that is not Output data),
  * `channel-closed` (ChannelClosed), `transport-close` (code, reason), `publication` ('paused' | 'started'),
- * `malformed` (ProtocolError), `acknowledged` (every message sent so far is acknowledged), `close` (error?: BridgeError).
- * Output payload bytes flow through `data`, a Duplex with backpressure both ways.
+ * `malformed` (ProtocolError), `unknown-type` (type name, first time only), `acknowledged` (every message sent so
+ * far is acknowledged), `close` (error?: BridgeError). Output payload bytes flow through `data`.
  */
 export class ReliableChannel extends EventEmitter {
   readonly role: ChannelRole;
@@ -109,13 +154,13 @@ export class ReliableChannel extends EventEmitter {
   private readonly incomingType: MessageType;
 
   private readonly maxInFlight: number;
+  private readonly minInFlight: number;
   private readonly maxBuffered: number;
   private readonly maxReorder: number;
-  private readonly maxHeldReceiveBytes: number;
+  private readonly maxReorderBytes: number;
+  private readonly receiveBudgetBytes: number;
   private readonly maxPayloadBytes: number;
   private readonly maxConsecutiveMalformed: number;
-  private readonly resendPolicy: 'all-overdue' | 'oldest-per-tick';
-  private readonly resendTickMs: number;
   private readonly rtt: RttEstimator;
   private readonly messageIds = new MessageIdPool();
 
@@ -127,35 +172,44 @@ export class ReliableChannel extends EventEmitter {
   private refillScheduled = false;
   private publicationPaused = false;
   private resendTimer: NodeJS.Timeout | undefined;
-  private resendTimerDueMs = Infinity;
+  private fastResendsThisTick = 0;
+  /** Sequence numbers to resend once after a reconnect, in order (continued on drain). */
+  private replay: number[] = [];
+  private replayHead = 0;
+  /** The send window in messages, following the peer's ack rate. */
+  private window: number;
+  private ackRate = 0;
+  private acksThisSample = 0;
+  private sampleBusy = false;
+  private sampleTimer: NodeJS.Timeout | undefined;
   /** A `data` write not yet cut into messages in full: the buffer was at maxBufferedMessages. */
   private pendingWrite: { data: Buffer; offset: number; cb: (err?: Error | null) => void } | undefined;
 
   private expectedSequence = 0;
+  private highestSequenceSeen = -1;
   private readonly reorderBuffer = new Map<number, AgentMessage>();
-  private readablePaused = false;
-  /**
-   * Acks held back while `data` is over its high-water mark: the messages after the one that filled it, in
-   * order. Flow control works through them (the peer's window stops at its oldest unacknowledged message),
-   * not by pausing the transport: the peer's acks for our own data arrive on that transport, and a reader
-   * that is full must not stop them (an echo through a slow reader deadlocked that way, both windows full).
-   */
-  private deferredAcks: AckTarget[] = [];
+  private reorderBytes = 0;
+  private receivePaused = false;
   private consecutiveMalformed = 0;
+  private readonly unknownTypes = new Set<string>();
 
   private readonly counters = {
     messagesSent: 0,
     payloadBytesSent: 0,
     payloadBytesAcknowledged: 0,
-    droppedWhileFull: 0,
     resends: 0,
+    fastResends: 0,
+    timeoutResends: 0,
     acksSent: 0,
     acksReceived: 0,
     messagesReceived: 0,
     payloadBytesReceived: 0,
     duplicatesReceived: 0,
     outOfOrderReceived: 0,
+    droppedReorderFull: 0,
     malformedReceived: 0,
+    unknownTypesReceived: 0,
+    receivePauses: 0,
   };
 
   constructor(options: ReliableChannelOptions) {
@@ -163,16 +217,15 @@ export class ReliableChannel extends EventEmitter {
     this.role = options.role;
     this.outgoingType = options.role === 'client' ? MessageType.InputStreamData : MessageType.OutputStreamData;
     this.incomingType = options.role === 'client' ? MessageType.OutputStreamData : MessageType.InputStreamData;
-    // 512 KiB in flight: ample for loopback and WAN round trips, and small enough that resending a whole
-    // window after a reconnect (both ways, plus acks) fits well inside a connection that lives only 2 MiB.
-    this.maxInFlight = options.maxInFlightMessages ?? 512;
+    this.maxInFlight = options.maxInFlightMessages ?? 4096;
+    this.minInFlight = Math.min(options.minInFlightMessages ?? 64, this.maxInFlight);
+    this.window = Math.min(INITIAL_WINDOW_MESSAGES, this.maxInFlight);
     this.maxBuffered = Math.max(options.maxBufferedMessages ?? 1024, this.maxInFlight);
-    this.maxReorder = options.maxReorderMessages ?? 4096;
-    this.maxHeldReceiveBytes = options.maxHeldReceiveBytes ?? 8 * 1024 * 1024;
+    this.maxReorder = options.maxReorderMessages ?? 100_000;
+    this.maxReorderBytes = options.maxReorderBytes ?? 8 * 1024 * 1024;
+    this.receiveBudgetBytes = options.receiveBudgetBytes ?? 8 * 1024 * 1024;
     this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_STREAM_PAYLOAD_BYTES;
     this.maxConsecutiveMalformed = options.maxConsecutiveMalformed ?? 64;
-    this.resendPolicy = options.resendPolicy ?? 'all-overdue';
-    this.resendTickMs = options.resendTickMs ?? 100;
     this.rtt = new RttEstimator(options.maxRtoMs);
     this.data = new Duplex({
       // Keep the local-side buffers small: the channel's own window is where bytes wait.
@@ -207,6 +260,16 @@ export class ReliableChannel extends EventEmitter {
   }
 
   /**
+   * What the peer sent that never arrived, known from messages held beyond a gap: undefined when there is no
+   * gap. A loss at the very end of the peer's output (nothing after it) cannot be seen.
+   */
+  get receiveGap(): ReceiveGap | undefined {
+    if (this.highestSequenceSeen < this.expectedSequence) return undefined;
+    const span = this.highestSequenceSeen - this.expectedSequence + 1;
+    return { missingMessages: span - this.reorderBuffer.size, heldMessages: this.reorderBuffer.size };
+  }
+
+  /**
    * Resolves true once everything written so far (to `data` or as stream messages) is acknowledged; false
    * after `timeoutMs` or when the channel closes first. `acrossReconnects`: keep waiting while the transport
    * is replaced (the owner resumes); otherwise a lost transport ends the wait too (no ack can come then).
@@ -235,10 +298,10 @@ export class ReliableChannel extends EventEmitter {
   }
 
   get stats(): ChannelStats {
-    return { ...this.counters, srttMs: this.rtt.srttMs, rtoMs: this.rtt.rtoMs };
+    return { ...this.counters, windowMessages: this.window, ackRatePerSecond: Math.round(this.ackRate), srttMs: this.rtt.srttMs, rtoMs: this.rtt.rtoMs };
   }
 
-  /** Start using a connected transport; every unacknowledged message is resent at once. */
+  /** Start using a connected transport: the service's pause is over, and every unacknowledged message is resent once. */
   attach(transport: Transport): void {
     switch (this.state) {
       case 'closed':
@@ -252,13 +315,21 @@ export class ReliableChannel extends EventEmitter {
     this.state = 'attached';
     this.transport = transport;
     this.transportFull = false;
+    // A pause_publication belonged to the connection it came on (SPEC §5): never stay paused across a reconnect.
+    this.publicationPaused = false;
     transport.on('message', this.onTransportMessage);
     transport.on('drain', this.onTransportDrain);
     transport.on('close', this.onTransportClose);
     transport.on('error', this.onTransportError);
-    for (const msg of this.inFlight.values()) msg.deadlineMs = 0;
-    this.resendOverdue(Date.now());
+    // A new connection starts reading; we pause it again if the reader is still behind.
+    this.receivePaused = false;
+    this.checkReceiveBudget();
+    this.replay = [...this.inFlight.keys()];
+    this.replayHead = 0;
+    this.flushReplay();
     this.flush();
+    this.armResendTimer();
+    this.startAckRateSampling();
   }
 
   /** Stop using the current transport (it is not closed here); state is kept for the next attach. */
@@ -272,6 +343,7 @@ export class ReliableChannel extends EventEmitter {
     transport.off('error', this.onTransportError);
     this.transport = undefined;
     this.clearResendTimer();
+    this.stopAckRateSampling();
     return transport;
   }
 
@@ -299,22 +371,23 @@ export class ReliableChannel extends EventEmitter {
       payloadType,
       payload,
     });
-    this.sendQueue.push({ sequenceNumber, frame, payloadBytes: payload.length, sentAtMs: 0, deadlineMs: 0, transmissions: 0 });
+    this.sendQueue.push({ sequenceNumber, frame, payloadBytes: payload.length, sentAtMs: 0, deadlineMs: 0, transmissions: 0, laterAcks: 0 });
     return sequenceNumber;
   }
 
   /** End the channel for good. With an error, `data` is destroyed with it; without, its readable side ends. */
   close(error?: BridgeError): void {
     if (this.state === 'closed') return;
-    const transport = this.detach();
-    void transport;
+    this.detach();
     this.state = 'closed';
     this.clearResendTimer();
+    this.stopAckRateSampling();
     this.reorderBuffer.clear();
-    this.deferredAcks = [];
+    this.reorderBytes = 0;
     this.sendQueue.length = 0;
     this.sendQueueHead = 0;
     this.inFlight.clear();
+    this.replay = [];
     // `data` reports an error only to someone listening for it: the session's closed() promise carries the
     // reason for everyone else, and an unheard 'error' event would crash the process.
     const heard = this.data.listenerCount('error') > 0;
@@ -364,9 +437,7 @@ export class ReliableChannel extends EventEmitter {
    * Transmit queued messages while the window, the transport and the service allow.
    *
    * The window spans sequence numbers, not a count: nothing is sent beyond the oldest unacknowledged message
-   * + maxInFlightMessages. Counting only unacked messages let the span grow without bound behind one lost
-   * message, past the peer's reorder buffer, which then dropped everything new unacknowledged, and each of
-   * those waited out an exponential backoff (16 MiB at 3% loss: 3 s → 9–15 s).
+   * + the window. Counting only unacked messages let the span grow without bound behind one lost message.
    */
   private flush(): void {
     if (this.state !== 'attached' || this.publicationPaused || this.transportFull) return;
@@ -376,10 +447,10 @@ export class ReliableChannel extends EventEmitter {
       return;
     }
     const now = Date.now();
-    // Map iteration follows insertion, i.e. sequence order: the first key is the oldest unacknowledged
-    // (and flushing only adds newer ones, so the limit holds for the whole loop).
+    // Map iteration follows insertion, i.e. sequence order: the first key is the oldest unacknowledged.
     const oldest = this.inFlight.size === 0 ? this.sendQueue[this.sendQueueHead]!.sequenceNumber : (this.inFlight.keys().next().value as number);
-    const windowEnd = oldest + this.maxInFlight;
+    const windowEnd = oldest + this.window;
+    let sent = false;
     while (this.sendQueueHead < this.sendQueue.length && !this.transportFull) {
       const msg = this.sendQueue[this.sendQueueHead]!;
       if (msg.sequenceNumber >= windowEnd) break;
@@ -389,6 +460,7 @@ export class ReliableChannel extends EventEmitter {
       this.counters.messagesSent++;
       this.counters.payloadBytesSent += msg.payloadBytes;
       this.transmit(msg, now);
+      sent = true;
     }
     if (this.sendQueueHead === this.sendQueue.length) {
       this.sendQueue.length = 0;
@@ -397,63 +469,112 @@ export class ReliableChannel extends EventEmitter {
       this.sendQueue.splice(0, this.sendQueueHead);
       this.sendQueueHead = 0;
     }
+    if (sent) this.armResendTimer();
   }
 
   private transmit(msg: OutboundMessage, now: number): void {
     msg.transmissions++;
     msg.sentAtMs = now;
-    msg.deadlineMs = now + this.rtt.rtoMs;
+    msg.laterAcks = 0;
+    // Each timeout doubles the wait for this message, up to the cap (a stalled peer gets fewer, not more).
+    msg.deadlineMs = now + Math.min(this.rtt.rtoMs * 2 ** Math.min(msg.transmissions - 1, 6), 1_000);
     if (!this.transport!.sendBinary(msg.frame)) this.transportFull = true;
-    this.armResendTimer(msg.deadlineMs);
   }
 
-  private armResendTimer(dueMs: number): void {
-    if (this.resendTimer !== undefined && this.resendTimerDueMs <= dueMs) return;
-    this.clearResendTimer();
-    this.resendTimerDueMs = dueMs;
-    this.resendTimer = setTimeout(this.onResendTimer, Math.max(1, dueMs - Date.now()));
+  /** After a reconnect: every message unacknowledged at that moment, once, oldest first. */
+  private flushReplay(): void {
+    const now = Date.now();
+    while (this.replayHead < this.replay.length && !this.transportFull && this.state === 'attached' && !this.publicationPaused) {
+      const msg = this.inFlight.get(this.replay[this.replayHead++]!);
+      if (msg === undefined) continue; // acknowledged meanwhile
+      this.counters.resends++;
+      this.transmit(msg, now);
+    }
+    if (this.replayHead >= this.replay.length) {
+      this.replay = [];
+      this.replayHead = 0;
+    }
+  }
+
+  private armResendTimer(): void {
+    if (this.resendTimer !== undefined || this.state !== 'attached' || this.inFlight.size === 0) return;
+    this.resendTimer = setTimeout(this.onResendTick, RESEND_TICK_MS);
     this.resendTimer.unref();
   }
 
   private clearResendTimer(): void {
     if (this.resendTimer !== undefined) clearTimeout(this.resendTimer);
     this.resendTimer = undefined;
-    this.resendTimerDueMs = Infinity;
   }
 
-  private readonly onResendTimer = (): void => {
+  /**
+   * Once per tick: resend the oldest message if it timed out, and any message that evidence says was lost (its
+   * resend may have been lost too). Nothing while the transport is full or the service paused us.
+   */
+  private readonly onResendTick = (): void => {
     this.resendTimer = undefined;
-    this.resendTimerDueMs = Infinity;
+    this.fastResendsThisTick = 0;
     if (this.state !== 'attached') return;
-    this.resendOverdue(Date.now());
+    if (!this.transportFull && !this.publicationPaused) {
+      const now = Date.now();
+      let first = true;
+      for (const msg of this.inFlight.values()) {
+        if (this.transportFull) break;
+        if (first) {
+          first = false;
+          if (msg.deadlineMs <= now) {
+            this.counters.resends++;
+            this.counters.timeoutResends++;
+            this.transmit(msg, now);
+            continue;
+          }
+        }
+        if (msg.laterAcks >= LOSS_EVIDENCE_ACKS && msg.deadlineMs <= now && !this.fastResend(msg, now)) break;
+        // Messages after the first with no evidence are left alone: only acks tell us they are lost.
+        if (msg.laterAcks === 0) break;
+      }
+    }
+    this.armResendTimer();
   };
 
-  /** Resend what is overdue (as the policy allows), then arm the timer for the next deadline. */
-  private resendOverdue(now: number): void {
-    if (this.state !== 'attached') return;
-    let nextDue = Infinity;
-    let budget = this.resendPolicy === 'oldest-per-tick' ? 1 : Infinity;
-    for (const msg of this.inFlight.values()) {
-      if (msg.deadlineMs <= now && budget > 0 && !this.transportFull && !this.publicationPaused) {
-        budget--;
-        this.counters.resends++;
-        this.transmit(msg, now);
-        // Overdue again and again (peer away or stalled): back off, never beyond the cap.
-        msg.deadlineMs = now + Math.min(this.rtt.rtoMs * 2 ** Math.min(msg.transmissions - 1, 6), 1000);
-      }
-      if (msg.deadlineMs < nextDue) nextDue = msg.deadlineMs;
-    }
-    if (this.resendPolicy === 'oldest-per-tick' && nextDue < now + this.resendTickMs) nextDue = now + this.resendTickMs;
-    // While the transport is full or the service paused us, nothing can be resent: a timer would only spin
-    // (an overdue deadline re-arms at 1 ms). 'drain' and start_publication call back in here.
-    if (nextDue !== Infinity && !this.transportFull && !this.publicationPaused) this.armResendTimer(nextDue);
+  /** Resend a message evidence says was lost, within the per-tick budget; false once the budget is spent. */
+  private fastResend(msg: OutboundMessage, now: number): boolean {
+    if (this.fastResendsThisTick >= FAST_RESENDS_PER_TICK || this.transportFull || this.publicationPaused) return false;
+    this.fastResendsThisTick++;
+    this.counters.resends++;
+    this.counters.fastResends++;
+    this.transmit(msg, now);
+    return true;
   }
 
   private readonly onTransportDrain = (): void => {
     this.transportFull = false;
-    this.resendOverdue(Date.now());
+    this.flushReplay();
     this.flush();
+    this.armResendTimer();
   };
+
+  /** Every quarter second with messages in flight: acks per second, smoothed, sets the window. */
+  private startAckRateSampling(): void {
+    if (this.sampleTimer !== undefined) return;
+    this.acksThisSample = 0;
+    this.sampleBusy = this.inFlight.size > 0;
+    this.sampleTimer = setInterval(() => {
+      if (this.sampleBusy) {
+        const rate = (this.acksThisSample * 1000) / ACK_RATE_SAMPLE_MS;
+        this.ackRate = this.ackRate === 0 ? rate : 0.6 * this.ackRate + 0.4 * rate;
+        this.window = Math.max(this.minInFlight, Math.min(this.maxInFlight, Math.round(this.ackRate * WINDOW_SECONDS)));
+      }
+      this.acksThisSample = 0;
+      this.sampleBusy = this.inFlight.size > 0;
+    }, ACK_RATE_SAMPLE_MS);
+    this.sampleTimer.unref();
+  }
+
+  private stopAckRateSampling(): void {
+    if (this.sampleTimer !== undefined) clearInterval(this.sampleTimer);
+    this.sampleTimer = undefined;
+  }
 
   // ---- inbound ----
 
@@ -466,16 +587,28 @@ export class ReliableChannel extends EventEmitter {
     try {
       msg = decodeAgentMessage(frame);
     } catch (err) {
-      this.onMalformed(err);
+      if (err instanceof ProtocolError && err.field === 'messageType') this.onUnknownType(frame);
+      else this.onMalformed(err);
       return;
     }
+    this.consecutiveMalformed = 0;
     try {
       this.onMessage(msg);
-      this.consecutiveMalformed = 0;
     } catch (err) {
-      this.onMalformed(err);
+      // A payload we cannot handle must not be acknowledged into a stall: the channel ends with the reason.
+      const error = err instanceof BridgeError ? err : new BridgeError(ErrorCode.PROTOCOL_ERROR, `could not handle a ${msg.messageType} message: ${(err as Error).message}`, { cause: err });
+      this.close(error);
     }
   };
+
+  private onUnknownType(frame: Buffer): void {
+    this.counters.unknownTypesReceived++;
+    const name = frame.toString('latin1', 4, 36).replace(/[\s\0]+$/, '');
+    if (this.unknownTypes.size < 16 && !this.unknownTypes.has(name)) {
+      this.unknownTypes.add(name);
+      this.emit('unknown-type', name);
+    }
+  }
 
   private onMalformed(err: unknown): void {
     if (!(err instanceof ProtocolError)) throw err;
@@ -490,14 +623,28 @@ export class ReliableChannel extends EventEmitter {
 
   private onMessage(msg: AgentMessage): void {
     switch (msg.messageType) {
-      case MessageType.Acknowledge:
-        this.onAcknowledge(msg);
+      case MessageType.Acknowledge: {
+        let ack;
+        try {
+          ack = decodeAcknowledge(msg.payload);
+        } catch (err) {
+          this.onMalformed(err);
+          return;
+        }
+        this.onAcknowledge(ack.AcknowledgedMessageSequenceNumber);
         return;
+      }
       case this.incomingType:
         this.onStreamMessage(msg);
         return;
       case MessageType.ChannelClosed: {
-        const closed: ChannelClosed = decodeChannelClosed(msg.payload);
+        let closed: ChannelClosed;
+        try {
+          closed = decodeChannelClosed(msg.payload);
+        } catch (err) {
+          this.onMalformed(err);
+          return;
+        }
         this.emit('channel-closed', closed);
         return;
       }
@@ -506,24 +653,43 @@ export class ReliableChannel extends EventEmitter {
         this.emit('publication', 'paused');
         return;
       case MessageType.StartPublication:
-        this.publicationPaused = false;
-        this.emit('publication', 'started');
-        this.resendOverdue(Date.now());
-        this.flush();
+        this.resumePublication();
         return;
       default:
-        throw new ProtocolError('messageType', `${msg.messageType} is not expected by the ${this.role} side`);
+        // Our own type coming back, e.g. input_stream_data to a client: not for us.
+        this.counters.unknownTypesReceived++;
+        return;
     }
   }
 
-  private onAcknowledge(msg: AgentMessage): void {
-    const ack = decodeAcknowledge(msg.payload);
+  /** start_publication, or anything that shows the service is passing our data again (SPEC §5). */
+  private resumePublication(): void {
+    if (!this.publicationPaused) return;
+    this.publicationPaused = false;
+    this.emit('publication', 'started');
+    this.flushReplay();
+    this.flush();
+    this.armResendTimer();
+  }
+
+  private onAcknowledge(sequenceNumber: number): void {
     this.counters.acksReceived++;
-    const acked = this.inFlight.get(ack.AcknowledgedMessageSequenceNumber);
+    this.resumePublication();
+    const acked = this.inFlight.get(sequenceNumber);
     if (acked === undefined) return; // a repeat ack, or for a message already acknowledged
-    this.inFlight.delete(ack.AcknowledgedMessageSequenceNumber);
+    this.acksThisSample++;
+    this.sampleBusy = true;
+    const now = Date.now();
+    // Older messages still unacknowledged, sent before this one: one more piece of evidence each that they were lost.
+    for (const older of this.inFlight.values()) {
+      if (older.sequenceNumber >= sequenceNumber) break;
+      if (older.sentAtMs > acked.sentAtMs) continue;
+      older.laterAcks++;
+      if (older.laterAcks === LOSS_EVIDENCE_ACKS) this.fastResend(older, now);
+    }
+    this.inFlight.delete(sequenceNumber);
     this.counters.payloadBytesAcknowledged += acked.payloadBytes;
-    if (acked.transmissions === 1) this.rtt.observe(Date.now() - acked.sentAtMs);
+    if (acked.transmissions === 1) this.rtt.observe(now - acked.sentAtMs);
     // One refill for all the acks of a received chunk (ws emits them in one synchronous loop): a flush per
     // ack sent one message at a time and cost its fixed work each time.
     if (!this.refillScheduled) {
@@ -542,40 +708,40 @@ export class ReliableChannel extends EventEmitter {
 
   private onStreamMessage(msg: AgentMessage): void {
     const seq = msg.sequenceNumber;
-    if (seq >= this.expectedSequence && this.data.readableLength >= this.maxHeldReceiveBytes) {
-      // Full: no ack, so the peer resends it once the reader has caught up.
-      this.counters.droppedWhileFull++;
-      return;
-    }
+    this.resumePublication();
+    if (seq > this.highestSequenceSeen) this.highestSequenceSeen = seq;
     if (seq === this.expectedSequence) {
-      if (this.readablePaused) this.deferredAcks.push({ messageType: msg.messageType, messageId: msg.messageId, sequenceNumber: seq });
-      else this.sendAck(msg);
+      // Delivered first, then acknowledged: an ack means the bytes are in our custody.
       this.deliver(msg);
+      this.sendAck(msg);
       this.expectedSequence++;
       // Drain successors that arrived early (each was acknowledged when buffered).
       let next = this.reorderBuffer.get(this.expectedSequence);
       while (next !== undefined && this.state !== 'closed') {
         this.reorderBuffer.delete(this.expectedSequence);
+        this.reorderBytes -= next.payload.length;
         this.deliver(next);
         this.expectedSequence++;
         next = this.reorderBuffer.get(this.expectedSequence);
       }
+      this.checkReceiveBudget();
     } else if (seq > this.expectedSequence) {
       if (this.reorderBuffer.has(seq)) {
         this.counters.duplicatesReceived++;
         this.sendAck(msg);
-      } else if (this.reorderBuffer.size < this.maxReorder) {
+      } else if (this.reorderBuffer.size < this.maxReorder && this.reorderBytes + msg.payload.length <= this.maxReorderBytes) {
         this.counters.outOfOrderReceived++;
-        this.reorderBuffer.set(seq, msg);
+        // A copy: the frame's buffer may be a large chunk of the socket's read, which a view would keep alive.
+        this.reorderBuffer.set(seq, { ...msg, payload: Buffer.from(msg.payload) });
+        this.reorderBytes += msg.payload.length;
         this.sendAck(msg);
+      } else {
+        // A memory bound, not flow control: the peer resends it (the agent: when it is its oldest).
+        this.counters.droppedReorderFull++;
       }
-      // else: no room; leave it unacknowledged so the sender resends it later.
     } else {
-      // Already delivered: acknowledge again, or a sender that lost our ack resends forever (SPEC §5) —
-      // unless its ack is deferred: that one goes out when the reader catches up.
+      // Already delivered: acknowledge again, or a sender that lost our ack resends forever (SPEC §5).
       this.counters.duplicatesReceived++;
-      const firstDeferred = this.deferredAcks[0];
-      if (firstDeferred !== undefined && seq >= firstDeferred.sequenceNumber) return;
       this.sendAck(msg);
     }
   }
@@ -585,18 +751,26 @@ export class ReliableChannel extends EventEmitter {
     if (msg.payloadType === PayloadType.Output) {
       this.counters.payloadBytesReceived += msg.payload.length;
       if (this.data.readableEnded || this.data.destroyed) return;
-      if (!this.data.push(msg.payload)) this.readablePaused = true;
+      this.data.push(msg.payload);
       return;
     }
     this.emit('stream-message', msg);
   }
 
+  /** Stop reading the transport while `data` holds more than the budget for a reader that is behind. */
+  private checkReceiveBudget(): void {
+    const transport = this.transport;
+    if (transport === undefined || this.receivePaused || this.data.readableLength <= this.receiveBudgetBytes) return;
+    this.receivePaused = true;
+    this.counters.receivePauses++;
+    transport.pause();
+  }
+
+  /** The reader wants more: `data` is below its high-water mark (Node calls read() only then), so read again. */
   private onDataRead(): void {
-    if (!this.readablePaused) return;
-    this.readablePaused = false;
-    const acks = this.deferredAcks;
-    this.deferredAcks = [];
-    for (const target of acks) this.sendAck(target);
+    if (!this.receivePaused) return;
+    this.receivePaused = false;
+    this.transport?.resume();
   }
 
   private sendAck(msg: AckTarget): void {

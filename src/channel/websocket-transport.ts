@@ -24,6 +24,7 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   private lastReceiveMs = Date.now();
   private pingTimer: NodeJS.Timeout | undefined;
   private corkedSocket: Duplex | undefined;
+  private paused = false;
 
   constructor(ws: WebSocket, options: WebSocketTransportOptions = {}) {
     super();
@@ -73,6 +74,20 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     if (this.isOpen) this.ws.send(text, { binary: false });
   }
 
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.ws.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    // Whatever the peer sent meanwhile waited unread: the silence was ours, not the peer's.
+    this.lastReceiveMs = Date.now();
+    this.ws.resume();
+  }
+
   close(code = 1000, reason = ''): void {
     this.stopPing();
     if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(code, reason);
@@ -113,8 +128,9 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   private startPing(intervalMs: number, silenceTimeoutMs: number): void {
     this.pingTimer = setInterval(() => {
       if (!this.isOpen) return;
-      // The channel never pauses reading (acks must get through), so silence is the peer's.
-      if (Date.now() - this.lastReceiveMs > silenceTimeoutMs) {
+      // While we do not read, the peer's frames and pongs wait unread: not silence.
+      if (this.paused) this.lastReceiveMs = Date.now();
+      else if (Date.now() - this.lastReceiveMs > silenceTimeoutMs) {
         this.emit('silence', silenceTimeoutMs);
         this.terminate();
         return;

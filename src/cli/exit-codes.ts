@@ -13,6 +13,7 @@ export const ExitCode = {
   PROTOCOL: 8,
   SERVICE: 9,
   CONNECT_TO_PORT: 10,
+  DATA_LOST: 11,
 } as const;
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -40,5 +41,7 @@ export function exitCodeFor(code: ErrorCode): number {
       return ExitCode.SERVICE;
     case ErrorCode.CONNECT_TO_PORT_ERROR:
       return ExitCode.CONNECT_TO_PORT;
+    case ErrorCode.DATA_LOST:
+      return ExitCode.DATA_LOST;
   }
 }

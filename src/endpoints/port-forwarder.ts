@@ -2,8 +2,8 @@ import { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { FlagValue } from '../protocol/index.js';
-import { BridgeSession, compareVersions, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
+import { FlagValue, smuxKeepAliveFor } from '../protocol/index.js';
+import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
 import { describeEndpoint, listenLocal, type LocalEndpoint, type LocalListener } from './local-listener.js';
@@ -24,9 +24,6 @@ export interface PortForwardOptions {
   session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
 }
 
-/** Agents before this run smux keep-alive whatever the client reports (SPEC §7). */
-const FIRST_AGENT_WITH_KEEPALIVE_OPT_OUT = '3.1.1511.0';
-const SMUX_KEEPALIVE = { intervalMs: 10_000, timeoutMs: 30_000 };
 /** How long local connections may take to read what arrived before the session ended (a stalled reader must not hold us). */
 const LOCAL_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -111,8 +108,7 @@ export class PortForwarder extends EventEmitter {
       }
     });
     if (session.multiplexed) {
-      const keepAlive = compareVersions(session.handshake.agentVersion, FIRST_AGENT_WITH_KEEPALIVE_OPT_OUT) < 0 ? SMUX_KEEPALIVE : false;
-      this.smux = new SmuxSession(session.data, { role: 'client', keepAlive });
+      this.smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion) });
       this.smux.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'smux error'));
       this.smux.on('close', () => {
         if (!this.closing && !session.isClosed) {
@@ -123,7 +119,15 @@ export class PortForwarder extends EventEmitter {
       this.basic = new BasicConnectionQueue(session, this.counters);
     }
     // The service (or a failure) ended the session: let local apps have what was received first.
-    void session.closed().then(() => this.shutdownLocal(this.closing ? 0 : LOCAL_DRAIN_TIMEOUT_MS));
+    void session.closed().then((err) => {
+      if (err?.code === ErrorCode.DATA_LOST) {
+        // Bytes of some connection never arrived: a clean end would pass a truncated stream off as complete.
+        if (this.sockets.size > 0) this.logger.warn({ connections: this.sockets.size }, 'data was lost; resetting the open local connections');
+        for (const s of this.sockets) resetConnection(s);
+        return this.shutdownLocal(0);
+      }
+      return this.shutdownLocal(this.closing ? 0 : LOCAL_DRAIN_TIMEOUT_MS);
+    });
   }
 
   get endpoint(): LocalEndpoint {
@@ -192,5 +196,15 @@ export class PortForwarder extends EventEmitter {
       await listenerClosed;
     })();
     return this.shutdown;
+  }
+}
+
+/** Reset a local connection (RST, so its client sees an error, not an end); a unix socket has no RST: destroy it. */
+function resetConnection(socket: net.Socket): void {
+  socket.on('error', () => {});
+  try {
+    socket.resetAndDestroy();
+  } catch {
+    socket.destroy();
   }
 }

@@ -2,6 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { coalesceWrites } from '../coalesce-writes.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { smuxKeepAliveFor } from '../protocol/index.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { waitAtMost } from './wait-at-most.js';
@@ -81,7 +82,7 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   let remote = session.data;
   let smux: SmuxSession | undefined;
   if (session.multiplexed) {
-    smux = new SmuxSession(session.data, { role: 'client', keepAlive: false });
+    smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion) });
     remote = smux.openStream();
   }
 

@@ -5,9 +5,9 @@ import type { Duplex } from 'node:stream';
 import { ReliableChannel, type ReliableChannelOptions, type Transport } from '../channel/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { encodeFlag, FlagValue, PayloadType, type AgentMessage, type ChannelClosed, decodeFlag } from '../protocol/index.js';
+import { agentMultiplexes, encodeFlag, FlagValue, PayloadType, type AgentMessage, type ChannelClosed, decodeFlag } from '../protocol/index.js';
 import { connectDataChannel, describeStreamUrl } from './data-channel.js';
-import { agentSupportsMux, performClientHandshake, type HandshakeResult } from './handshake.js';
+import { performClientHandshake, type HandshakeResult } from './handshake.js';
 import { isRetryable, type SessionCredentials, type SsmApi, type StartSessionInput } from './ssm-api.js';
 import type { SessionStatus } from './status.js';
 
@@ -136,7 +136,7 @@ export class BridgeSession extends EventEmitter {
 
   /** Multiplexed port forwarding (smux) applies: a LocalPortForwarding session with a newer agent. */
   get multiplexed(): boolean {
-    return this.handshake.properties.type === 'LocalPortForwarding' && agentSupportsMux(this.handshake.agentVersion);
+    return this.handshake.properties.type === 'LocalPortForwarding' && agentMultiplexes(this.handshake.agentVersion);
   }
 
   get isClosed(): boolean {
@@ -206,15 +206,18 @@ export class BridgeSession extends EventEmitter {
     }
   }
 
-  private finish(error: BridgeError | undefined): void {
+  private finish(reason: BridgeError | undefined): void {
     if (this.state === 'closed') return;
     this.setState('closed');
     this.resumeAbort.abort();
     this.channel.off('close', this.onChannelClose);
+    const error = this.dataLost(reason) ?? reason;
     // A session the service ended (channel_closed, the agent's TerminateSession flag, no token to resume) ends
     // `data` instead of destroying it: what already arrived was acknowledged, so the local side must still be
-    // able to read it. Only a broken channel (protocol error, resume timeout) discards it.
-    this.channel.close(error?.code === ErrorCode.SESSION_TERMINATED ? undefined : error);
+    // able to read it. Only a broken channel (protocol error, resume timeout) discards it. With data lost, a
+    // byte stream keeps what arrived before the gap; smux streams are reset (which of them lost bytes is unknown).
+    const endCleanly = error?.code === ErrorCode.SESSION_TERMINATED || (error?.code === ErrorCode.DATA_LOST && !this.multiplexed);
+    this.channel.close(endCleanly ? undefined : error);
     // close() destroys `data` with the error when someone listens (smux), but 'error' is emitted on the next
     // tick; when finish() runs inside a microtask (the resume loop: no token, timeout) the promise chain behind
     // closed() detaches those listeners first (smux.close()), and the unheard error crashed the process (exit 1
@@ -226,6 +229,24 @@ export class BridgeSession extends EventEmitter {
     this.emitStatus(error ? { type: 'closed', sessionId: this.sessionId, error } : { type: 'closed', sessionId: this.sessionId });
     this.emit('closed', error);
     this.resolveClosed(error);
+  }
+
+  /**
+   * The end of a session with a gap in what the agent sent (messages beyond it arrived, the gap never did): the
+   * agent waits only 2 s for acknowledgements at the end (SPEC §5), so this is data lost, never a clean end.
+   */
+  private dataLost(reason: BridgeError | undefined): BridgeError | undefined {
+    if (reason !== undefined && reason.code !== ErrorCode.SESSION_TERMINATED) return undefined;
+    const gap = this.channel.receiveGap;
+    if (gap === undefined || gap.missingMessages <= 0) return undefined;
+    const how = reason ? reason.message.replace(/^session \S+ /, '') : 'was terminated';
+    const n = gap.missingMessages;
+    return new BridgeError(
+      ErrorCode.DATA_LOST,
+      `session ${this.sessionId} ${how}, but ${n} message${n === 1 ? '' : 's'} (up to ${n} KiB) the agent had sent never arrived; ` +
+        'the agent waits only 2 s for them at the end of a session, so those bytes are lost',
+      { cause: reason },
+    );
   }
 
   private emitStatus(status: SessionStatus): void {

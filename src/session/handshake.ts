@@ -96,21 +96,3 @@ export function performClientHandshake(channel: ReliableChannel, options: { time
     channel.on('close', onClose);
   });
 }
-
-/** Compare dotted versions numerically: negative when a < b. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  const pb = b.split('.').map((x) => Number.parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
-
-/** Agents after 3.0.196.0 multiplex port forwarding with smux (SPEC §7). */
-export const FIRST_MUX_AGENT_VERSION = '3.0.196.0';
-
-export function agentSupportsMux(agentVersion: string): boolean {
-  return compareVersions(agentVersion, FIRST_MUX_AGENT_VERSION) > 0;
-}

@@ -6,10 +6,16 @@ import { startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { echoServer, within, type TestServer } from '../helpers/servers.js';
 
-// Agents from 3.1.1511.0 turn smux keep-alive off for current clients; older multiplexing agents keep it on
-// (NOP every 10 s, dead after 30 s of silence) whatever the client says (SPEC §7).
-const CURRENT_AGENT = 'i-0idle0000000000new';
+// smux keep-alive (NOP every 10 s, dead after 30 s of silence) by agent release and client version (SPEC §7).
+/** For the control: an agent that runs keep-alive for every client. */
 const OLD_MUX_AGENT = 'i-0idle0000000000old';
+
+const IDLE_AGENTS: Array<[string, string]> = [
+  ['i-0idle00000001446', '3.1.1446.0'],
+  ['i-0idle00000001511', '3.1.1511.0'],
+  ['i-0idle00000001575', '3.1.1575.0'],
+  ['i-0idle00000002746', '3.3.2746.0'],
+];
 
 let env: Awaited<ReturnType<typeof startTestSandbox>>;
 let echo: TestServer;
@@ -18,8 +24,7 @@ beforeAll(async () => {
   echo = await echoServer();
   const ports = { '7': `127.0.0.1:${echo.port}` };
   env = await startTestSandbox({
-    [CURRENT_AGENT]: { agentVersion: '3.3.2746.0', ports },
-    [OLD_MUX_AGENT]: { agentVersion: '3.1.1446.0', ports },
+    ...Object.fromEntries(IDLE_AGENTS.map(([target, agentVersion]) => [target, { agentVersion, ports }])),
   });
 });
 
@@ -45,24 +50,22 @@ async function echoOnce(port: number, text: string): Promise<string> {
 }
 
 describe('an idle forward stays usable (agent keep-alive rules)', () => {
-  // issue 14 (client against the real agent): the client runs smux keep-alive with agent 3.1.1446.0, which has it off, and ends the idle forward (exit 6).
-  it.fails('works after 90 s idle with a current agent and with an old multiplexing agent', async () => {
+  // Each release's own rule (SPEC §7): 3.1.1446.0 runs no keep-alive for anyone, 3.1.1511.0 for everyone,
+  // 3.1.1575.0 and 3.3.x only for old clients. A client that expects NOPs the agent never sends ends an idle
+  // forward after 30 s; one that sends none where the agent expects them is cut off.
+  it('works after 60 s idle on agents 3.1.1446.0, 3.1.1511.0, 3.1.1575.0 and 3.3.x', async () => {
     const runs: CliRun[] = [];
     try {
-      const current = await startForward([CURRENT_AGENT, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint]);
-      const old = await startForward([OLD_MUX_AGENT, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint]);
-      runs.push(current.run, old.run);
-      expect(await echoOnce(current.port, 'before')).toBe('before');
-      expect(await echoOnce(old.port, 'before')).toBe('before');
-      await new Promise((r) => setTimeout(r, 90_000));
-      expect(current.run.child.exitCode).toBeNull();
-      expect(old.run.child.exitCode).toBeNull();
-      expect(await echoOnce(current.port, 'after 90 s')).toBe('after 90 s');
-      expect(await echoOnce(old.port, 'after 90 s')).toBe('after 90 s');
+      const forwards = await Promise.all(IDLE_AGENTS.map(([target]) => startForward([target, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint])));
+      runs.push(...forwards.map((f) => f.run));
+      for (const f of forwards) expect(await echoOnce(f.port, 'before')).toBe('before');
+      await new Promise((r) => setTimeout(r, 60_000));
+      expect(forwards.map((f) => f.run.child.exitCode)).toEqual(IDLE_AGENTS.map(() => null));
+      for (const f of forwards) expect(await echoOnce(f.port, 'after 60 s')).toBe('after 60 s');
     } finally {
       await Promise.all(runs.map((r) => stopCli(r)));
     }
-  }, 150_000);
+  }, 120_000);
 
   it('control: a client that sends no keep-alives to an old agent is cut off (sandbox timings shortened)', async () => {
     // 3.1.1374.0 runs keep-alive for every client (port_mux.go of that release; 3.1.1446.0 turned it off for all).

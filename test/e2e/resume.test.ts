@@ -210,8 +210,11 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
     );
   }, DATA_TIMEOUT_MS + 30_000);
 
-  // issue 14 (client against the real agent): exits 0 with bytes of the download missing after the agent ends the session 2 s after its last output.
-  it.fails(`proxy: ${SIZE / MiB} MiB each way over stdin/stdout while the WebSocket is cut every 2 MiB`, { timeout: DATA_TIMEOUT_MS + 30_000 }, async () => {
+  // Against the real agent an unpaced cut loses every frame in flight; the agent resends them one per 100 ms and
+  // gives up 2 s after its last output, so the proxy now exits 11 naming the loss (test/e2e/honest-ends.test.ts)
+  // instead of 0: this exit-0 expectation holds only where nothing in flight is lost. Skipped, not .fails: whether
+  // a cut catches frames in flight is timing, and an expected failure that sometimes passes would flake CI.
+  it.skip(`proxy: ${SIZE / MiB} MiB each way over stdin/stdout while the WebSocket is cut every 2 MiB`, { timeout: DATA_TIMEOUT_MS + 30_000 }, async () => {
     const before = await sessionIds(env.sandbox.endpoint);
     await setFaults({ closeAfterBytes: CUT_EVERY });
     const started = Date.now();
@@ -262,8 +265,8 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
     console.log(`[resume] forward 4 × ${LOSSY_SIZE / MiB} MiB each way, cuts + 2% drop/dup/reorder: ${Date.now() - started} ms, ${c.reconnects} reconnects, ${c.dropped} dropped, ${c.duplicated} duplicated, ${c.reordered} reordered`);
   }, DATA_TIMEOUT_MS + 30_000);
 
-  // issue 14 (client against the real agent): exits 0 with bytes of the download missing (lost messages the agent never resent before its 2 s end wait).
-  it.fails(`proxy with message loss, duplication and reordering on top of the cuts: ${LOSSY_SIZE / MiB} MiB each way`, async () => {
+  // As above: with loss on top of the cuts the agent gives up on what it cannot resend in 2 s; exit 11, not 0.
+  it.skip(`proxy with message loss, duplication and reordering on top of the cuts: ${LOSSY_SIZE / MiB} MiB each way`, async () => {
     const before = await sessionIds(env.sandbox.endpoint);
     await setFaults(LOSSY);
     const r = await proxyExchange({ args: proxyArgs(), bytes: LOSSY_SIZE, timeoutMs: DATA_TIMEOUT_MS, onRun: (run) => runs.push(run) });

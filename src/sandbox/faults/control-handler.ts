@@ -12,6 +12,7 @@
  * | `POST /_sandbox/sessions/<id>/block-destination` `{"ms": T}` | 202: the agent's destinations take no bytes for T ms (its reader blocks behind them) |
  * | `POST /_sandbox/sessions/<id>/withhold-acks` `{"ms": T}` | 202: the gateway holds the agent's acks to the client for T ms, then delivers them |
  * | `POST /_sandbox/sessions/<id>/agent-heartbeat-timeout` | 202: the agent's read deadline passes now: it reconnects (the client sees pause/start_publication) |
+ * | `POST /_sandbox/sessions/<id>/pause-client` | 202: the gateway sends the client pause_publication and no start_publication |
  * | `GET /_sandbox/faults` | the fault settings, plus the PRNG `seed` |
  * | `POST /_sandbox/faults` | merge a JSON object into the settings (all or nothing; 400 naming a bad field) |
  * | `DELETE /_sandbox/faults` | every fault off |
@@ -96,13 +97,13 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
         if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
         return sendJson(res, 200, summary(sessionId));
       }
-      if (parts.length === 4 && (action === 'block-destination' || action === 'withhold-acks' || action === 'agent-heartbeat-timeout')) {
+      if (parts.length === 4 && (action === 'block-destination' || action === 'withhold-acks' || action === 'agent-heartbeat-timeout' || action === 'pause-client')) {
         if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);
         const record = registry.get(sessionId);
         if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
         if (record.state === 'terminated') throw new ControlError(409, 'SessionTerminated', `session ${sessionId} is terminated (${record.terminatedReason ?? ''})`);
         let applied: boolean;
-        if (action === 'agent-heartbeat-timeout') applied = faults.requestSessionFault(sessionId, { kind: action });
+        if (action === 'agent-heartbeat-timeout' || action === 'pause-client') applied = faults.requestSessionFault(sessionId, { kind: action });
         else {
           const body = (await readJsonBody(req)) as { ms?: unknown } | null;
           const ms = body?.ms;

@@ -107,6 +107,14 @@ export class FaultInjectingTransport extends EventEmitter implements Transport {
     this.inner.sendText(text);
   }
 
+  pause(): void {
+    this.inner.pause();
+  }
+
+  resume(): void {
+    this.inner.resume();
+  }
+
   close(code?: number, reason?: string): void {
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.inner.close(code, reason);

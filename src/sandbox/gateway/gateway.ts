@@ -52,7 +52,9 @@ export interface GatewayFaults extends ConnectionFaults {
 export type SessionFault =
   | { kind: 'block-destination'; ms: number }
   | { kind: 'withhold-acks'; ms: number }
-  | { kind: 'agent-heartbeat-timeout' };
+  | { kind: 'agent-heartbeat-timeout' }
+  /** The service tells the client to stop sending (pause_publication), and never says start. */
+  | { kind: 'pause-client' };
 
 export interface GatewayAgentOptions {
   /** Agent-like 1 ms sleep after each message; default true. */
@@ -260,6 +262,9 @@ export class Gateway {
       }
       case 'agent-heartbeat-timeout':
         live.agent.channel.expireReadDeadline();
+        return true;
+      case 'pause-client':
+        this.sendControl(live, MessageType.PausePublication);
         return true;
     }
   }
@@ -521,6 +526,14 @@ class ClientSocket extends EventEmitter implements Transport {
 
   terminate(): void {
     this.ws.terminate();
+  }
+
+  pause(): void {
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
   }
 
   pauseReading(canResume: () => boolean): void {

@@ -1,0 +1,105 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CLI_PATH, sandboxEnv } from '../helpers/cli.js';
+import { startTestSandbox } from '../helpers/sandbox.js';
+import { listenTcp, within, type TestServer } from '../helpers/servers.js';
+
+/*
+ * Honest ends (issue 14): against the real agent, which waits only 2 s for acknowledgements when a session ends,
+ * `proxy` either delivers every byte and exits 0, or exits 11 with one line saying how much never arrived, having
+ * delivered the bytes before the gap. Never 0 with bytes missing.
+ */
+
+const TARGET = 'i-0honest0000000001';
+const MiB = 1024 * 1024;
+
+let env: Awaited<ReturnType<typeof startTestSandbox>>;
+let download: TestServer;
+/** What the destination sent on each connection, in order of connection. */
+const sent: Buffer[] = [];
+let downloadBytes = 2 * MiB;
+
+beforeAll(async () => {
+  // A destination that sends `downloadBytes` random bytes on connect, then closes (stream mode: the session ends).
+  download = await listenTcp((socket) => {
+    socket.on('error', () => {});
+    const bytes = randomBytes(downloadBytes);
+    sent.push(bytes);
+    socket.end(bytes);
+    socket.resume();
+  });
+  env = await startTestSandbox({ [TARGET]: { ports: { '22': `127.0.0.1:${download.port}` } } });
+});
+
+afterEach(() => env.sandbox.faults.reset());
+
+afterAll(async () => {
+  await env?.close();
+  await download?.close();
+});
+
+interface ProxyOutcome {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: string;
+  sent: Buffer;
+}
+
+async function runProxy(): Promise<ProxyOutcome> {
+  const index = sent.length;
+  const child = spawn(process.execPath, [CLI_PATH, 'proxy', TARGET, '--port', '22', '--endpoint-url', env.sandbox.endpoint], { env: sandboxEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.on('error', () => {});
+  const exitCode = await within(
+    new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1))),
+    60_000,
+    'the proxy to exit',
+  );
+  return { exitCode, stdout: Buffer.concat(out), stderr, sent: sent[index]! };
+}
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** The rule itself: 0 only with every byte; otherwise 11, one line naming the loss, and a correct prefix. */
+function expectHonest(r: ProxyOutcome): void {
+  if (r.exitCode === 0) {
+    expect(sha(r.stdout)).toBe(sha(r.sent));
+    return;
+  }
+  // One line says it (resume warnings may come before it).
+  const finalLines = r.stderr.split('\n').filter((l) => l.startsWith('ssm-bridge:'));
+  expect({ exitCode: r.exitCode, finalLines: finalLines.length }).toEqual({ exitCode: 11, finalLines: 1 });
+  expect(r.stderr).toMatch(/message.* the agent had sent never arrived/);
+  expect(r.stdout.length).toBeLessThan(r.sent.length);
+  // What was delivered is exactly the start of what was sent: nothing after the gap, nothing garbled.
+  expect(sha(r.stdout)).toBe(sha(r.sent.subarray(0, r.stdout.length)));
+}
+
+describe('proxy never exits 0 with bytes missing', () => {
+  it('no faults: every byte, exit 0', async () => {
+    downloadBytes = 2 * MiB;
+    const r = await runProxy();
+    expect(r.exitCode).toBe(0);
+    expectHonest(r);
+  });
+
+  it('30% loss near the end: the agent gives up after 2 s, and the proxy says so with exit 11', async () => {
+    downloadBytes = 256 * 1024;
+    await env.sandbox.faults.update({ dropRate: 0.3, seed: 7 });
+    const r = await runProxy();
+    expect(r.exitCode).toBe(11);
+    expectHonest(r);
+  });
+
+  it('2% loss both ways and 8 cuts: every byte and exit 0, or exit 11 with the loss named (3 runs)', async () => {
+    downloadBytes = 2 * MiB;
+    for (let run = 0; run < 3; run++) {
+      await env.sandbox.faults.update({ dropRate: 0.02, closeAfterBytes: (2 * MiB) / 8, seed: 100 + run });
+      expectHonest(await runProxy());
+    }
+  }, 120_000);
+});
