@@ -18,7 +18,7 @@ function transferTimeoutMs(bytes: number): number {
   return Math.round(30_000 + (bytes / 1e6) * 1000);
 }
 
-function connect(port: number): Promise<net.Socket> {
+export function connect(port: number): Promise<net.Socket> {
   return new Promise((resolvePromise, reject) => {
     const s = net.connect({ host: '127.0.0.1', port }, () => resolvePromise(s));
     s.setNoDelay(true);
@@ -36,7 +36,7 @@ function firstData(s: net.Socket): Promise<void> {
 }
 
 /** The 8-byte count the discard, source and turnaround servers read first. */
-function countHeader(bytes: number): Buffer {
+export function countHeader(bytes: number): Buffer {
   const header = Buffer.alloc(8);
   header.writeBigUInt64BE(BigInt(bytes));
   return header;
@@ -268,7 +268,7 @@ interface SessionView {
 }
 
 /** The one session of a fresh sandbox that is not terminated. */
-async function liveSessionId(endpoint: string): Promise<string> {
+export async function liveSessionId(endpoint: string): Promise<string> {
   const res = await within(fetch(`${endpoint}/_sandbox/sessions`), 5_000, 'GET /_sandbox/sessions');
   const live = ((await res.json()) as SessionView[]).filter((s) => s.state !== 'terminated');
   if (live.length !== 1) throw new Error(`expected one live session, found ${live.length}`);

@@ -6,6 +6,7 @@ import {
   encodeAgentMessage,
   MessageFlags,
   MessageType,
+  PayloadType,
   SCHEMA_VERSION,
   type LenientAgentMessage,
 } from '../../protocol/index.js';
@@ -205,12 +206,14 @@ export class AgentDataChannel {
       payload,
     });
     this.stats.messagesSent++;
-    this.stats.payloadBytesSent += payload.length;
+    // Byte counters count Output payloads only: what the client's application gets.
+    const outputBytes = payloadType === PayloadType.Output ? payload.length : 0;
+    this.stats.payloadBytesSent += outputBytes;
     let writable = true;
     // Paused: kept but not sent; the resend scheduler sends it later, oldest first (as the agent does).
     if (!this.paused && !this.away) writable = this.link.send(frame);
     if (this.outgoing.size < OUTGOING_BUFFER_CAPACITY) {
-      this.outgoing.set(sequenceNumber, { frame, payloadBytes: payload.length, lastSentMs: Date.now() });
+      this.outgoing.set(sequenceNumber, { frame, payloadBytes: outputBytes, lastSentMs: Date.now() });
       if (this.outgoing.size > this.stats.maxUnacknowledged) this.stats.maxUnacknowledged = this.outgoing.size;
     }
     return writable;
@@ -427,7 +430,7 @@ export class AgentDataChannel {
 
   private countReceived(msg: LenientAgentMessage): void {
     this.stats.messagesReceived++;
-    this.stats.payloadBytesReceived += msg.payload.length;
+    if (msg.payloadType === PayloadType.Output) this.stats.payloadBytesReceived += msg.payload.length;
   }
 
   // ---- heartbeat and reconnect (websocketchannel.go StartPings / SetReadDeadline, datachannel.go onErrorHandler) ----
