@@ -119,15 +119,14 @@ export class PortForwarder extends EventEmitter {
       this.basic = new BasicConnectionQueue(session, this.counters);
     }
     // The service (or a failure) ended the session: let local apps have what was received first.
-    void session.closed().then((err) => {
-      if (err?.code === ErrorCode.DATA_LOST) {
-        // Bytes of some connection never arrived: a clean end would pass a truncated stream off as complete.
-        if (this.sockets.size > 0) this.logger.warn({ connections: this.sockets.size }, 'data was lost; resetting the open local connections');
-        for (const s of this.sockets) resetConnection(s);
-        return this.shutdownLocal(0);
-      }
-      return this.shutdownLocal(this.closing ? 0 : LOCAL_DRAIN_TIMEOUT_MS);
+    // Synchronously on 'closed': before the end of `data` reaches the streams and ends their sockets (next tick).
+    session.once('closed', (err?: BridgeError) => {
+      if (err?.code !== ErrorCode.DATA_LOST) return;
+      // Bytes of some connection never arrived: a clean end would pass a truncated stream off as complete.
+      if (this.sockets.size > 0) this.logger.warn({ connections: this.sockets.size }, 'data was lost; resetting the open local connections');
+      for (const s of this.sockets) resetConnection(s);
     });
+    void session.closed().then(() => this.shutdownLocal(this.closing ? 0 : LOCAL_DRAIN_TIMEOUT_MS));
   }
 
   get endpoint(): LocalEndpoint {

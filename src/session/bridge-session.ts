@@ -107,6 +107,8 @@ export class BridgeSession extends EventEmitter {
     channel.on('stream-message', this.onStreamMessage);
     channel.on('close', this.onChannelClose);
     channel.on('malformed', (err: Error) => this.logger.warn({ err: err.message }, 'dropped a malformed message from the service'));
+    // Once per type: the agent and the official client ignore types they do not know, and so do we.
+    channel.on('unknown-type', (messageType: string) => this.logger.debug({ messageType }, 'ignoring messages of a type we do not know'));
     transport.on('silence', this.onSilence);
     this.emitStatus({ type: 'connected', sessionId: this.sessionId, agentVersion: handshake.agentVersion });
   }

@@ -1,7 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
+import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_PATH, sandboxEnv } from '../helpers/cli.js';
+import { CLI_PATH, sandboxEnv, startForward, stopCli } from '../helpers/cli.js';
+import { newSessionSince, sessionIds } from '../helpers/resume-tools.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { listenTcp, within, type TestServer } from '../helpers/servers.js';
 
@@ -16,6 +18,8 @@ const MiB = 1024 * 1024;
 
 let env: Awaited<ReturnType<typeof startTestSandbox>>;
 let download: TestServer;
+/** Sends 512 KiB on connect and keeps the connection open. */
+let holding: TestServer;
 /** What the destination sent on each connection, in order of connection. */
 const sent: Buffer[] = [];
 let downloadBytes = 2 * MiB;
@@ -29,7 +33,12 @@ beforeAll(async () => {
     socket.end(bytes);
     socket.resume();
   });
-  env = await startTestSandbox({ [TARGET]: { ports: { '22': `127.0.0.1:${download.port}` } } });
+  holding = await listenTcp((socket) => {
+    socket.on('error', () => {});
+    socket.write(randomBytes(512 * 1024));
+    socket.resume();
+  });
+  env = await startTestSandbox({ [TARGET]: { ports: { '22': `127.0.0.1:${download.port}`, '9': `127.0.0.1:${holding.port}` } } });
 });
 
 afterEach(() => env.sandbox.faults.reset());
@@ -37,6 +46,7 @@ afterEach(() => env.sandbox.faults.reset());
 afterAll(async () => {
   await env?.close();
   await download?.close();
+  await holding?.close();
 });
 
 interface ProxyOutcome {
@@ -102,4 +112,31 @@ describe('proxy never exits 0 with bytes missing', () => {
       expectHonest(await runProxy());
     }
   }, 120_000);
+});
+
+describe('forward: a session that ends with data missing', () => {
+  it('resets the open connection (not a clean end) and exits 11 with the loss named', async () => {
+    const before = await sessionIds(env.sandbox.endpoint);
+    const { run, port } = await startForward([TARGET, '--remote-port', '9', '--endpoint-url', env.sandbox.endpoint]);
+    try {
+      await env.sandbox.faults.update({ dropRate: 0.5, seed: 3 });
+      const socket = net.connect({ host: '127.0.0.1', port });
+      let got = 0;
+      const outcome = new Promise<string>((resolve) => {
+        socket.on('data', (d: Buffer) => (got += d.length));
+        socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+        socket.on('end', () => resolve('clean end'));
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      await env.sandbox.faults.update({ dropRate: 0 });
+      const { sessionId } = await newSessionSince(env.sandbox.endpoint, before);
+      expect((await fetch(`${env.sandbox.endpoint}/_sandbox/sessions/${sessionId}/terminate`, { method: 'POST' })).status).toBe(200);
+      expect(await within(outcome, 10_000, 'the local connection to end')).toBe('ECONNRESET');
+      expect(got).toBeLessThan(512 * 1024);
+      expect(await within(run.exited, 10_000, 'forward to exit')).toBe(11);
+      expect(run.stderr()).toMatch(/ssm-bridge: .*never arrived/);
+    } finally {
+      await stopCli(run);
+    }
+  }, 30_000);
 });
