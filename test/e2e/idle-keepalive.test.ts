@@ -5,6 +5,7 @@ import { SmuxSession } from '../../src/smux/index.js';
 import { startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { echoServer, within, type TestServer } from '../helpers/servers.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 // Agents from 3.1.1511.0 turn smux keep-alive off for current clients; older multiplexing agents keep it on
 // (NOP every 10 s, dead after 30 s of silence) whatever the client says (SPEC §7).
@@ -65,7 +66,7 @@ describe('an idle forward stays usable (agent keep-alive rules)', () => {
 
   it('control: a client that sends no keep-alives to an old agent is cut off (sandbox timings shortened)', async () => {
     const short = await startTestSandbox({ [OLD_MUX_AGENT]: { agentVersion: '3.1.1446.0', ports: { '7': `127.0.0.1:${echo.port}` } } }, { smuxKeepAlive: { intervalMs: 200, timeoutMs: 1_000 } });
-    const api = await createSsmApi({ endpointUrl: short.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+    const api = await createSsmApi({ endpointUrl: short.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
     try {
       const session = await BridgeSession.start({
         api,
