@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEMO_TARGET, startDemoServices, startSandbox } from '../src/sandbox/index.js';
+import { DEMO_TARGET, SANDBOX_CREDENTIALS, startDemoServices, startSandbox } from '../src/sandbox/index.js';
 
 // The shipped bin (the bundle), as users run it.
 const cliPath = resolve(dirname(fileURLToPath(import.meta.url)), '../bin/ssm-bridge.mjs');
@@ -19,7 +19,7 @@ async function main(): Promise<number> {
   const args = ['forward', DEMO_TARGET, '--remote-port', '80', '--endpoint-url', sandbox.endpoint];
   console.log(`$ ssm-bridge ${args.join(' ')}`);
   const child = spawn(process.execPath, [cliPath, ...args], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'AKIDSANDBOX', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_REGION: 'us-east-1', AWS_PROFILE: '' },
+    env: { ...process.env, AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey, AWS_REGION: sandbox.config.region, AWS_PROFILE: '' },
     stdio: ['ignore', 'inherit', 'pipe'],
   });
   try {

@@ -4,7 +4,7 @@
  */
 export { PortForwarder, startStdioProxy, type LocalEndpoint, type PortForwardOptions, type StdioProxy, type StdioProxyOptions } from './endpoints/index.js';
 export { BridgeSession, createSsmApi, type AwsOptions, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from './session/index.js';
-export { startDemoServices, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
+export { SANDBOX_CREDENTIALS, startDemoServices, startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
 export { BridgeError, ErrorCode, ProtocolError, isBridgeError } from './errors.js';
 export * as protocol from './protocol/index.js';
 export * as channel from './channel/index.js';

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 import { listenTcp, type TestServer } from '../lib/tcp-server.js';
 import { writeBytes } from './io.js';
 
@@ -15,7 +16,7 @@ import { writeBytes } from './io.js';
 
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../bin/ssm-bridge.mjs');
 export const TARGET = 'i-0bench000000000001';
-export const ENV = { ...process.env, AWS_ACCESS_KEY_ID: 'AKIDSANDBOX', AWS_SECRET_ACCESS_KEY: 'sandbox', AWS_REGION: 'us-east-1' };
+export const ENV = { ...process.env, AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey, AWS_REGION: 'us-east-1' };
 
 /** The target's ports in the bench sandbox, each reaching one of the servers below. */
 export const REMOTE_PORTS = { discard: '9', source: '19', turnaround: '10', echo: '7' } as const;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { BridgeError, ErrorCode } from '../errors.js';
+import { SANDBOX_CREDENTIALS, type SandboxCredential } from './credentials.js';
 
 /**
  * The sandbox's configuration, validated: every default filled in.
@@ -22,12 +23,13 @@ import { BridgeError, ErrorCode } from '../errors.js';
  *       "properties": { "portNumber": "{{ portNumber }}", "type": "LocalPortForwarding" }
  *     }
  *   },
- *   "sessionExpiryMs": 1200000
+ *   "sessionExpiryMs": 1200000,
+ *   "credentials": [{ "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "example-secret" }]
  * }
  * ```
  */
 export interface SandboxConfig {
-  /** Informational (printed, offered to clients); the sandbox answers whatever region a request is signed for. */
+  /** The region requests must be signed for (SigV4 credential scope); printed in the banner. */
   region: string;
   /** Managed nodes by target id (`i-…`, `mi-…`, `ecs:…`: any 1–400 characters, as the API allows). */
   targets: Record<string, TargetConfig>;
@@ -37,6 +39,8 @@ export interface SandboxConfig {
   sessionExpiryMs: number;
   /** The agent's 1 ms sleep after each message (true, as the agent does); false for speed tests. */
   paced: boolean;
+  /** Key pairs accepted besides the sandbox's own (SANDBOX_CREDENTIALS). */
+  credentials: SandboxCredential[];
 }
 
 /** One emulated managed node. */
@@ -108,6 +112,7 @@ export interface SandboxConfigInput {
   >;
   sessionExpiryMs?: number;
   paced?: boolean;
+  credentials?: Array<{ accessKeyId: string; secretAccessKey: string }>;
 }
 
 export const DEFAULT_REGION = 'us-east-1';
@@ -128,6 +133,9 @@ const PARAMETER_NAME = /^[a-zA-Z0-9_]{1,255}$/;
 const PROPERTY_KEYS = new Set(['portNumber', 'type', 'host', 'localPortNumber']);
 const AGENT_VERSION = /^\d+(\.\d+){1,3}$/;
 const REGION = /^[a-z]{2}(-[a-z0-9]+)+$/;
+/** IAM's AccessKeyId pattern is `[\w]+` of 16–128 characters; shorter ones (AKIDSANDBOX) are allowed here. */
+const ACCESS_KEY_ID = /^\w{1,128}$/;
+const MAX_SECRET_LENGTH = 128;
 
 function fail(path: string, message: string): never {
   throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `sandbox config: ${path} ${message}`);
@@ -270,13 +278,39 @@ function parseDocument(name: string, value: unknown): DocumentConfig {
   return { parameters, properties: properties as unknown as PortPropertiesTemplate };
 }
 
+function parseCredentials(value: unknown): SandboxCredential[] {
+  if (value === undefined) return [];
+  // The messages here never echo a value: it may hold a secret.
+  const shape = 'a list of {"accessKeyId", "secretAccessKey"}';
+  if (!Array.isArray(value)) fail('credentials', `must be ${shape}, got ${value === null ? 'null' : typeof value}`);
+  const seen = new Map<string, string>([[SANDBOX_CREDENTIALS.accessKeyId, SANDBOX_CREDENTIALS.secretAccessKey]]);
+  return value.map((item: unknown, i) => {
+    const path = `credentials[${i}]`;
+    if (!isObject(item)) fail(path, `must be an object {"accessKeyId", "secretAccessKey"}, got ${item === null ? 'null' : Array.isArray(item) ? 'a list' : typeof item}`);
+    const c = item;
+    onlyKeys(c, path, ['accessKeyId', 'secretAccessKey']);
+    if (typeof c.accessKeyId !== 'string' || !ACCESS_KEY_ID.test(c.accessKeyId)) {
+      fail(`${path}.accessKeyId`, `must be 1 to 128 letters, digits or underscores, got ${describe(c.accessKeyId)}`);
+    }
+    if (typeof c.secretAccessKey !== 'string' || c.secretAccessKey.length < 1 || c.secretAccessKey.length > MAX_SECRET_LENGTH || /\s/.test(c.secretAccessKey)) {
+      fail(`${path}.secretAccessKey`, `must be a string of 1 to ${MAX_SECRET_LENGTH} characters without spaces`);
+    }
+    const previous = seen.get(c.accessKeyId);
+    if (previous !== undefined && previous !== c.secretAccessKey) {
+      fail(`${path}.accessKeyId`, c.accessKeyId === SANDBOX_CREDENTIALS.accessKeyId ? `${c.accessKeyId} is the sandbox's own key (secret "${SANDBOX_CREDENTIALS.secretAccessKey}"); choose another id` : `${c.accessKeyId} is listed twice with different secrets`);
+    }
+    seen.set(c.accessKeyId, c.secretAccessKey);
+    return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
+  });
+}
+
 /**
  * Validate a config object and fill in the defaults. Throws BridgeError `INVALID_ARGUMENT` whose message
  * names the offending key, e.g. `sandbox config: targets.i-1.ports.22 must be "host:port" …`.
  */
 export function parseSandboxConfig(raw: unknown): SandboxConfig {
   const top = object(raw, '(top level)');
-  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs', 'paced']);
+  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs', 'paced', 'credentials']);
   if (top.targets === undefined) fail('targets', 'is required: an object of target id → target');
   const targets: Record<string, TargetConfig> = {};
   for (const [id, t] of Object.entries(object(top.targets, 'targets'))) targets[id] = parseTarget(id, t);
@@ -292,7 +326,7 @@ export function parseSandboxConfig(raw: unknown): SandboxConfig {
   if (typeof region !== 'string' || !REGION.test(region)) fail('region', `must be a region name such as "us-east-1", got ${describe(top.region)}`);
   const paced = top.paced ?? true;
   if (typeof paced !== 'boolean') fail('paced', `must be true or false, got ${describe(top.paced)}`);
-  return { region, targets, documents, sessionExpiryMs, paced };
+  return { region, targets, documents, sessionExpiryMs, paced, credentials: parseCredentials(top.credentials) };
 }
 
 /** Read a JSON config file and validate it. */

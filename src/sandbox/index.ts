@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './credentials.js';
 export * from './registry.js';
 export * from './faults/index.js';
 export * from './gateway/gateway.js';

@@ -21,16 +21,18 @@ export type SessionState = 'pending' | 'connected' | 'disconnected' | 'terminate
 export const EXPIRED_REASON = 'expired';
 
 /**
- * Per-session counters: a plain mutable object. The registry counts `connections` and `reconnects`; the
- * API counts `resumeSessionCalls`; the gateway increments the rest as traffic flows.
+ * Per-session counters: a plain mutable object. The registry counts `connections`, `reconnects` and
+ * `signedUpgrades`; the API counts `resumeSessionCalls`; the gateway increments the rest as traffic flows.
  */
 export interface SessionCounters extends SessionTraffic {
   /** ResumeSession calls naming this session, including failed (fault-injected) and token-less ones. */
   resumeSessionCalls: number;
+  /** Data-channel upgrades that carried a valid SigV4 signature (service ssmmessages), counted at the HTTP upgrade. */
+  signedUpgrades: number;
 }
 
 export function newSessionCounters(): SessionCounters {
-  return { resumeSessionCalls: 0, ...newTrafficCounters() };
+  return { resumeSessionCalls: 0, signedUpgrades: 0, ...newTrafficCounters() };
 }
 
 export interface SessionRecord {
@@ -186,6 +188,12 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     record.counters.connections++;
     if (record.counters.connections > 1) record.counters.reconnects++;
     this.emit('connected', record);
+  }
+
+  /** A data-channel upgrade for this session carried a signature that verified (before its token is checked). */
+  countSignedUpgrade(sessionId: string): void {
+    const record = this.sessions.get(sessionId);
+    if (record !== undefined) record.counters.signedUpgrades++;
   }
 
   /** The client's WebSocket went away: the session waits `sessionExpiryMs` for a resume. */

@@ -1,9 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { createApiHandler } from './api/index.js';
+import { AWS_JSON_1_1, createApiHandler, SsmApiError } from './api/index.js';
+import { verifySigV4 } from './api/sigv4-verifier.js';
 import { loadSandboxConfig, type SandboxConfig } from './config.js';
+import { acceptedCredentials } from './credentials.js';
 import { createControlHandler, FaultState } from './faults/index.js';
 import { Gateway, type GatewaySessionInfo, type GatewaySessionStore, type SessionTraffic } from './gateway/gateway.js';
 import { SessionRegistry } from './registry.js';
@@ -93,8 +97,26 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
   });
+  const credentials = acceptedCredentials(config);
   server.on('upgrade', (req, socket, head) => {
-    if (!gateway.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    socket.on('error', () => {}); // a peer that resets mid-answer; the close that follows is all there is to do
+    try {
+      const target = dataChannelTarget(req.url ?? '/');
+      if (target === 'malformed') return refuseUpgrade(socket, 400, { message: 'The request target is not a valid URL path (bad percent-encoding?).' });
+      // Official clients sign the upgrade since 1.2.688.0; older ones send none, and are still let in.
+      if (req.headers.authorization !== undefined) {
+        verifySigV4({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: EMPTY_BODY }, { service: 'ssmmessages', region: config.region, credentials });
+        if (target !== undefined) registry.countSignedUpgrade(target);
+      }
+      if (!gateway.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    } catch (err) {
+      if (err instanceof SsmApiError) {
+        logger.debug({ type: err.type, status: err.status, err: err.message }, 'data-channel upgrade refused');
+        return refuseUpgrade(socket, err.status, { __type: err.type, message: err.message }, { 'x-amzn-ErrorType': err.type });
+      }
+      logger.error({ err: err instanceof Error ? err.stack ?? err.message : String(err) }, 'data-channel upgrade: unexpected error');
+      refuseUpgrade(socket, 500, { message: 'An internal error occurred in the sandbox.' });
+    }
   });
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 0;
@@ -130,6 +152,37 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       });
     },
   };
+}
+
+const EMPTY_BODY = new Uint8Array(0);
+const DATA_CHANNEL_PATH = /^\/v1\/data-channel\/([^/]+)$/;
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 500: 'Internal Server Error' };
+
+/**
+ * The session id of a data-channel upgrade's target (read as the gateway reads it); undefined for another
+ * path, 'malformed' for a target that is no URL or has bad percent-encoding, which the gateway must not see.
+ */
+function dataChannelTarget(url: string): string | undefined | 'malformed' {
+  try {
+    const match = DATA_CHANNEL_PATH.exec(new URL(url, 'http://sandbox').pathname);
+    return match ? decodeURIComponent(match[1]!) : undefined;
+  } catch {
+    return 'malformed';
+  }
+}
+
+/** Answer an upgrade with an HTTP error and a JSON body, before any WebSocket exists. */
+function refuseUpgrade(socket: Duplex, status: number, body: object, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
+    `Content-Type: ${AWS_JSON_1_1}`,
+    `Content-Length: ${Buffer.byteLength(text)}`,
+    `x-amzn-RequestId: ${randomUUID()}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    'Connection: close',
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${text}`);
 }
 
 /** A failed listen as one actionable line. */

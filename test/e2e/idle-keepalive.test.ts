@@ -5,6 +5,7 @@ import { SmuxSession } from '../../src/smux/index.js';
 import { startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { echoServer, within, type TestServer } from '../helpers/servers.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 // smux keep-alive (NOP every 10 s, dead after 30 s of silence) by agent release and client version (SPEC §7).
 /** For the control: an agent that runs keep-alive for every client. */
@@ -70,7 +71,7 @@ describe('an idle forward stays usable (agent keep-alive rules)', () => {
   it('control: a client that sends no keep-alives to an old agent is cut off (sandbox timings shortened)', async () => {
     // 3.1.1374.0 runs keep-alive for every client (port_mux.go of that release; 3.1.1446.0 turned it off for all).
     const short = await startTestSandbox({ [OLD_MUX_AGENT]: { agentVersion: '3.1.1374.0', ports: { '7': `127.0.0.1:${echo.port}` } } }, { smuxKeepAlive: { intervalMs: 200, timeoutMs: 1_000 } });
-    const api = await createSsmApi({ endpointUrl: short.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+    const api = await createSsmApi({ endpointUrl: short.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
     try {
       const session = await BridgeSession.start({
         api,

@@ -8,6 +8,7 @@ import { PortForwarder } from '../../src/endpoints/index.js';
 import { createSsmApi, type SsmApi } from '../../src/session/index.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { listenTcp, within, type TestServer } from '../helpers/servers.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 // When the service ends a forward's session (TerminateSession, an expiry), the bytes the forward already
 // received and acknowledged are the local app's: they must reach it, followed by a clean end, not a reset.
@@ -34,7 +35,7 @@ beforeAll(async () => {
     [MUX_TARGET]: { ports: { '80': `127.0.0.1:${burst.port}` } },
     [BASIC_TARGET]: { agentVersion: '3.0.161.0', ports: { '80': `127.0.0.1:${burst.port}` } },
   });
-  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
 });
 
 afterAll(async () => {

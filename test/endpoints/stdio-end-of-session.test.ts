@@ -5,6 +5,7 @@ import { startStdioProxy } from '../../src/endpoints/index.js';
 import { createSsmApi, type SsmApi } from '../../src/session/index.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { listenTcp, within, type TestServer } from '../helpers/servers.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 // When the remote side sends its last bytes and closes, the service ends the session (channel_closed) as
 // soon as we have acknowledged them, which is usually before they reached a slow output. They must still
@@ -24,7 +25,7 @@ beforeAll(async () => {
     socket.end(sent);
   });
   env = await startTestSandbox({ [TARGET]: { ports: { '22': `127.0.0.1:${burst.port}` } } });
-  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
 });
 
 afterAll(async () => {

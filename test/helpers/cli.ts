@@ -1,18 +1,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 /** The built CLI, as shipped (package.json "bin": the esbuild bundle): `npm test` builds before running vitest. */
 export const CLI_PATH = resolve(REPO_ROOT, 'dist/bin/ssm-bridge.mjs');
 
-/** Environment for a CLI run against the sandbox: dummy credentials, a region, nothing from the host. */
+/** Environment for a CLI run against the sandbox: its key pair, its default region, nothing from the host. */
 export function sandboxEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    AWS_ACCESS_KEY_ID: 'AKIDSANDBOX',
-    AWS_SECRET_ACCESS_KEY: 'sandbox-secret',
+    AWS_ACCESS_KEY_ID: SANDBOX_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: SANDBOX_CREDENTIALS.secretAccessKey,
     AWS_REGION: 'us-east-1',
     AWS_EC2_METADATA_DISABLED: 'true',
     ...extra,

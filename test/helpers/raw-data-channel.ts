@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SSMClient, StartSessionCommand } from '@aws-sdk/client-ssm';
 import WebSocket from 'ws';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 import {
   decodeAcknowledge,
   decodeAgentMessage,
@@ -72,7 +73,7 @@ export class RawDataChannel {
   }
 
   async open(): Promise<void> {
-    const ssm = new SSMClient({ endpoint: this.options.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+    const ssm = new SSMClient({ endpoint: this.options.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
     try {
       const res = await ssm.send(new StartSessionCommand({ Target: this.options.target, DocumentName: this.options.documentName, Parameters: this.options.parameters }));
       this.sessionId = res.SessionId!;

@@ -5,6 +5,8 @@ import { createApiHandler } from '../../src/sandbox/api/index.js';
 import { loadSandboxConfig, type SandboxConfig, type SandboxConfigInput } from '../../src/sandbox/config.js';
 import { createControlHandler, FaultState, type ControlHandlerOptions } from '../../src/sandbox/faults/index.js';
 import { SessionRegistry, type SessionRegistryOptions } from '../../src/sandbox/registry.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
+import { sdkSignedHeaders } from './sigv4.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -16,12 +18,12 @@ export interface SandboxApiServer {
   config: SandboxConfig;
   registry: SessionRegistry;
   faults: FaultState;
-  /** An SSMClient on the sandbox with dummy credentials; destroyed by close(). */
+  /** An SSMClient on the sandbox signing with SANDBOX_CREDENTIALS; destroyed by close(). */
   ssm(maxAttempts?: number): SSMClient;
   close(): Promise<void>;
 }
 
-export const SANDBOX_CREDENTIALS = { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' };
+export { SANDBOX_CREDENTIALS };
 
 /** Route as the sandbox will: `/_sandbox/…` to the control API, everything else to the SSM API. */
 export async function startSandboxApiServer(
@@ -105,14 +107,16 @@ export function rawRequest(
   });
 }
 
-/** Headers of an SSM API call; the Authorization header only has to look like SigV4 (it is not verified). */
-export function ssmHeaders(action: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    'content-type': 'application/x-amz-json-1.1',
-    'x-amz-target': `AmazonSSM.${action}`,
-    authorization: 'AWS4-HMAC-SHA256 Credential=AKIDSANDBOX/20240101/us-east-1/ssm/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=00',
-    ...extra,
-  };
+/**
+ * Headers of an SSM API call with `body`, signed by the SDK's signer for the sandbox at `port` (service ssm,
+ * us-east-1, SANDBOX_CREDENTIALS). `extra` headers are sent and signed too (a Host header among them included).
+ */
+export async function ssmHeaders(port: number, action: string, body: string, extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  return sdkSignedHeaders({
+    url: `http://127.0.0.1:${port}/`,
+    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': `AmazonSSM.${action}`, ...extra },
+    body,
+  });
 }
 
 /** Poll until `check` holds, at most `timeoutMs`. */

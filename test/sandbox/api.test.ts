@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadSandboxConfig } from '../../src/sandbox/index.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -41,7 +42,7 @@ afterAll(async () => {
 });
 
 function client(maxAttempts = 1): SSMClient {
-  return new SSMClient({ endpoint: env.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' }, maxAttempts });
+  return new SSMClient({ endpoint: env.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS, maxAttempts });
 }
 
 async function start(documentName: string | undefined, parameters?: Record<string, string[]>, target = TARGET) {

@@ -4,6 +4,7 @@ import { BridgeSession, createSsmApi, type SsmApi } from '../../src/session/inde
 import { SmuxSession } from '../../src/smux/index.js';
 import { startTestSandbox } from '../helpers/sandbox.js';
 import { echoServer, within, type TestServer } from '../helpers/servers.js';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 
 // The gateway and agent driven by the library client in-process: each port-plugin shape, and each fault mode.
 const CURRENT = 'i-0gw00000000000001';
@@ -18,7 +19,7 @@ beforeAll(async () => {
   echo = await echoServer();
   const ports = { '7': `127.0.0.1:${echo.port}`, '22': `127.0.0.1:${echo.port}`, '9': '127.0.0.1:1' };
   env = await startTestSandbox({ [CURRENT]: { ports }, [OLD]: { agentVersion: '3.0.161.0', ports } });
-  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' } });
+  api = await createSsmApi({ endpointUrl: env.sandbox.endpoint, region: 'us-east-1', credentials: SANDBOX_CREDENTIALS });
 });
 
 afterEach(async () => {

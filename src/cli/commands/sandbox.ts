@@ -1,5 +1,5 @@
 import type { Logger as PinoLogger } from 'pino';
-import { DEMO_OLD_AGENT_TARGET, DEMO_TARGET, startDemoServices, startSandbox, type DemoServices } from '../../sandbox/index.js';
+import { DEMO_OLD_AGENT_TARGET, DEMO_TARGET, SANDBOX_CREDENTIALS, startDemoServices, startSandbox, type DemoServices } from '../../sandbox/index.js';
 import { BridgeError, ErrorCode } from '../../errors.js';
 import { parsePort } from '../options.js';
 import { onStopSignals } from './common.js';
@@ -35,7 +35,7 @@ export async function runSandbox(args: SandboxArgs, logger: PinoLogger): Promise
       `targets: ${targets.join(', ')}${demo ? `  (${DEMO_TARGET}: port 80 a web page, port 7 echo; ${DEMO_OLD_AGENT_TARGET}: the same on an old agent)` : ''}`,
       '',
       'In another shell:',
-      `  export AWS_ACCESS_KEY_ID=AKIDSANDBOX AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=${sandbox.config.region}`,
+      `  export AWS_ACCESS_KEY_ID=${SANDBOX_CREDENTIALS.accessKeyId} AWS_SECRET_ACCESS_KEY=${SANDBOX_CREDENTIALS.secretAccessKey} AWS_REGION=${sandbox.config.region}`,
       `  ssm-bridge forward ${example} --endpoint-url ${sandbox.endpoint}`,
       '',
       `Faults: curl -X POST ${sandbox.endpoint}/_sandbox/faults -d '{"dropRate":0.01}'   sessions: curl ${sandbox.endpoint}/_sandbox/sessions`,

@@ -1,11 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { silentLogger, type Logger } from '../../logger.js';
 import type { SandboxConfig } from '../config.js';
+import { acceptedCredentials } from '../credentials.js';
 import type { FaultState } from '../faults/fault-state.js';
 import type { SessionRegistry } from '../registry.js';
-import { AWS_JSON_1_1, readJsonBody, sendAwsError, sendJson } from './http.js';
+import { AWS_JSON_1_1, parseJsonBody, readRequestBody, sendAwsError, sendJson } from './http.js';
 import { resolveSessionProperties } from './port-documents.js';
 import { parseSessionIdRequest, parseStartSessionRequest } from './requests.js';
+import { parseAuthorizationHeader, verifySigV4 } from './sigv4-verifier.js';
 import { SsmApiError, sessionDoesNotExist, targetNotConnected } from './ssm-api-error.js';
 
 /** The X-Amz-Target prefix of SSM actions. */
@@ -35,10 +37,12 @@ export function streamUrlFor(req: IncomingMessage, sessionId: string): string {
 /**
  * The SSM API half of the sandbox: AWS JSON 1.1 on `POST /` (SPEC §1) for StartSession, ResumeSession and
  * TerminateSession, with errors shaped as the service sends them so @aws-sdk/client-ssm raises its typed
- * exceptions. Order of checks: route, Authorization, X-Amz-Target, JSON body, then the action's own.
+ * exceptions. Order of checks: route, Authorization's shape, body size, SigV4 signature (service `ssm`,
+ * `config.region`), X-Amz-Target, JSON body, then the action's own.
  * Every decision beyond the spec is listed in docs/sandbox.md, "API emulation decisions".
  */
 export function createApiHandler(registry: SessionRegistry, faults: FaultState, config: SandboxConfig, logger: Logger = silentLogger): (req: IncomingMessage, res: ServerResponse) => void {
+  const credentials = acceptedCredentials(config);
   async function startSession(req: IncomingMessage, body: unknown): Promise<object> {
     const request = parseStartSessionRequest(body);
     const properties = resolveSessionProperties(request.documentName, request.parameters, config.documents);
@@ -85,18 +89,17 @@ export function createApiHandler(registry: SessionRegistry, faults: FaultState, 
     if (req.method !== 'POST' || path !== '/') {
       throw new SsmApiError('UnknownOperationException', 404, `${req.method} ${path} is not an SSM API call: send POST / with an X-Amz-Target header.`);
     }
-    const authorization = req.headers.authorization;
-    if (authorization === undefined || authorization.trim() === '') throw new SsmApiError('MissingAuthenticationTokenException', 400, 'Missing Authentication Token');
-    if (!authorization.startsWith('AWS4-HMAC-SHA256 ') || !authorization.includes('Credential=')) {
-      throw new SsmApiError('IncompleteSignatureException', 400, 'The Authorization header must be an AWS Signature Version 4 header: "AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…".');
-    }
+    // The header's shape first, so a request that is not signed at all is told so before its body is read.
+    parseAuthorizationHeader(req.headers.authorization);
+    const bodyBytes = await readRequestBody(req);
+    verifySigV4({ method: req.method, url: req.url ?? '/', rawHeaders: req.rawHeaders, body: bodyBytes }, { service: 'ssm', region: config.region, credentials });
     const amzTarget = req.headers['x-amz-target'];
     const action = typeof amzTarget === 'string' && amzTarget.startsWith(TARGET_PREFIX) ? amzTarget.slice(TARGET_PREFIX.length) : undefined;
     const run = action !== undefined && Object.hasOwn(actions, action) ? actions[action] : undefined;
     if (run === undefined) {
       throw new SsmApiError('UnknownOperationException', 400, `The sandbox does not implement ${amzTarget === undefined ? 'requests without X-Amz-Target' : String(amzTarget)}; it offers AmazonSSM.StartSession, AmazonSSM.ResumeSession and AmazonSSM.TerminateSession.`);
     }
-    const body = await readJsonBody(req);
+    const body = parseJsonBody(bodyBytes);
     const out = await run(req, body);
     sendJson(res, 200, out, AWS_JSON_1_1);
     logger.debug({ action, status: 200 }, 'SSM API call');

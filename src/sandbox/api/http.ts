@@ -12,6 +12,11 @@ export const AWS_JSON_1_1 = 'application/x-amz-json-1.1';
  * bytes that are not JSON, 413 RequestEntityTooLargeException past {@link MAX_REQUEST_BODY_BYTES}.
  */
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  return parseJsonBody(await readRequestBody(req));
+}
+
+/** The body's bytes; 413 RequestEntityTooLargeException past {@link MAX_REQUEST_BODY_BYTES}. */
+export async function readRequestBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -21,7 +26,12 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
     }
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+/** Body bytes as JSON; empty means `{}`; 400 SerializationException when they are not JSON. */
+export function parseJsonBody(bytes: Buffer): unknown {
+  const text = bytes.toString('utf8');
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text);

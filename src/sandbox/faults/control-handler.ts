@@ -60,8 +60,11 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
     if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
     const s = describeSession(record);
     const live = options.traffic?.(sessionId);
-    // The registry and API own these three; the gateway's copy of the rest is fresher.
-    if (live) s.counters = { ...s.counters, ...live, resumeSessionCalls: s.counters.resumeSessionCalls, connections: s.counters.connections, reconnects: s.counters.reconnects };
+    // The registry and API own these four; the gateway's copy of the rest is fresher.
+    if (live) {
+      const { resumeSessionCalls, signedUpgrades, connections, reconnects } = s.counters;
+      s.counters = { ...s.counters, ...live, resumeSessionCalls, signedUpgrades, connections, reconnects };
+    }
     return s;
   };
 

@@ -29,6 +29,7 @@ describe('sandbox config', () => {
       documents: {},
       sessionExpiryMs: DEFAULT_SESSION_EXPIRY_MS,
       paced: true,
+      credentials: [],
     });
     expect(DEFAULT_AGENT_VERSION).toBe('3.3.2746.0');
     expect(DEFAULT_SESSION_EXPIRY_MS).toBe(20 * 60_000);
@@ -51,8 +52,10 @@ describe('sandbox config', () => {
         },
       },
       sessionExpiryMs: 1000,
+      credentials: [{ accessKeyId: 'AKIDEXTRA0000001', secretAccessKey: 'extra/secret+1' }, { accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'sandbox' }],
     };
     const config = loadSandboxConfig(input);
+    expect(config.credentials).toEqual(input.credentials);
     expect(config.targets['mi-0123456789abcdef0']).toEqual({ agentVersion: '3.0.161.0', ports: input.targets['mi-0123456789abcdef0'].ports, remoteHosts: { 'db.internal': { '5432': 'localhost:15432' } }, connected: false });
     expect(config.documents['My-PortDoc']).toEqual({
       parameters: { portNumber: { type: 'String', default: '443', allowedPattern: '^(443|8443)$', description: 'port' } },
@@ -102,8 +105,17 @@ describe('sandbox config', () => {
       [{ targets: {}, documents: { 'My-Doc': { parameters: { p: { allowedPattern: '(' } }, properties: { portNumber: '1' } } } }, /parameters\.p\.allowedPattern is not a valid regular expression/],
       [{ targets: {}, documents: { 'My-Doc': { parameters: { p: { default: '9', allowedPattern: '^1$' } }, properties: { portNumber: '{{p}}' } } } }, /parameters\.p\.default "9" does not match/],
       [{ targets: {}, documents: { 'My-Doc': { parameters: { 'bad name': {} }, properties: { portNumber: '1' } } } }, /not a valid parameter name/],
+      [{ targets: {}, credentials: { accessKeyId: 'AKID1', secretAccessKey: 's' } }, /^sandbox config: credentials must be a list of \{"accessKeyId", "secretAccessKey"\}, got object$/],
+      [{ targets: {}, credentials: ['AKID1:s3cr3t'] }, /^sandbox config: credentials\[0\] must be an object .*, got string$/],
+      [{ targets: {}, credentials: [{ accessKeyId: 'AKID1' }] }, /credentials\[0\]\.secretAccessKey must be a string of 1 to 128 characters/],
+      [{ targets: {}, credentials: [{ accessKeyId: 'AKID 1', secretAccessKey: 's' }] }, /credentials\[0\]\.accessKeyId must be 1 to 128 letters/],
+      [{ targets: {}, credentials: [{ accessKeyId: 'AKID1', secretAccessKey: 's', sessionToken: 't' }] }, /credentials\[0\]\.sessionToken is not a known key/],
+      [{ targets: {}, credentials: [{ accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'other' }] }, /credentials\[0\]\.accessKeyId AKIDSANDBOX is the sandbox's own key/],
+      [{ targets: {}, credentials: [{ accessKeyId: 'AKID1', secretAccessKey: 'a' }, { accessKeyId: 'AKID1', secretAccessKey: 'b' }] }, /credentials\[1\]\.accessKeyId AKID1 is listed twice/],
     ];
     for (const [input, message] of cases) expect(configError(input).message, JSON.stringify(input)).toMatch(message);
+    // A secret is never echoed back in a message.
+    expect(configError({ targets: {}, credentials: [{ accessKeyId: 'AKID1', secretAccessKey: 'has space' }] }).message).not.toMatch(/has space/);
   });
 
   it('parses host:port destinations', () => {
