@@ -414,6 +414,8 @@ const DEFAULT_SILENCE_TIMEOUT_MS = 5_000;
 function transportOptions(options: BridgeSessionOptions, clientId: string) {
   return {
     clientId,
+    // Resolved at each connect: every resume signs its upgrade with the credentials of that moment.
+    ...(options.api.upgradeSigning ? { signing: options.api.upgradeSigning } : {}),
     pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
     silenceTimeoutMs: options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS,
   };

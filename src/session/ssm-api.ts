@@ -33,8 +33,30 @@ export interface ApiCallOptions {
   signal?: AbortSignal;
 }
 
+/** AWS credentials as the SDK resolves them. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/**
+ * What the data channel's WebSocket upgrade is signed with (SigV4, service `ssmmessages`): the session's
+ * credentials and region, each resolved again at every connect and every resume, so refreshed credentials
+ * are used as soon as the SDK has them.
+ */
+export interface UpgradeSigning {
+  credentials(): Promise<AwsCredentials>;
+  region(): Promise<string>;
+}
+
 /** The three SSM calls a session needs; one implementation, over @aws-sdk/client-ssm. */
 export interface SsmApi {
+  /**
+   * Sign the data-channel upgrade with these, as the official plugin does since 1.2.688.0. Absent: the
+   * upgrade goes unsigned, as older plugins send it (the service still accepts that).
+   */
+  readonly upgradeSigning?: UpgradeSigning;
   startSession(input: StartSessionInput): Promise<SessionCredentials>;
   /** Resolves undefined when the service gives no token: the session is over (SPEC §1). */
   resumeSession(sessionId: string, options?: ApiCallOptions): Promise<SessionCredentials | undefined>;
@@ -136,6 +158,11 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
     maxAttempts: 2,
   });
   return {
+    // The client's own providers: the same credential chain and cache that sign the API calls.
+    upgradeSigning: {
+      credentials: () => client.config.credentials(),
+      region: () => client.config.region(),
+    },
     async startSession(input) {
       try {
         const out = await client.send(

@@ -1,4 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SSMClient, StartSessionCommand } from '@aws-sdk/client-ssm';
 import { describe, expect, it } from 'vitest';
+import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
 import { runCli, stopCli, waitForStderr } from '../helpers/cli.js';
 import { within } from '../helpers/servers.js';
 
@@ -23,6 +28,39 @@ describe('ssm-bridge sandbox: bad input', () => {
       await failsWith(['--port', port], 5, new RegExp(`^ssm-bridge: 127\\.0\\.0\\.1:${port} is already in use; choose another --port`));
     } finally {
       await stopCli(first);
+    }
+  });
+});
+
+describe('ssm-bridge sandbox: banner and credentials', () => {
+  it('prints the key pair it verifies signatures against, and that pair works', async () => {
+    const run = runCli(['sandbox', '--port', '0']);
+    try {
+      const [, id, secret, region] = (await waitForStderr(run, /export AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+) AWS_REGION=(\S+)/)) as unknown as string[];
+      expect({ accessKeyId: id, secretAccessKey: secret }).toEqual(SANDBOX_CREDENTIALS);
+      const endpoint = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(run.stderr())![1]!;
+      const ssm = new SSMClient({ endpoint, region: region!, credentials: { accessKeyId: id!, secretAccessKey: secret! }, maxAttempts: 1 });
+      try {
+        const out = await ssm.send(new StartSessionCommand({ Target: 'i-0123456789abcdef0', DocumentName: 'AWS-StartPortForwardingSession' }));
+        expect(out.SessionId).toMatch(/^sandbox-/);
+      } finally {
+        ssm.destroy();
+      }
+    } finally {
+      await stopCli(run);
+    }
+  });
+
+  it('a config whose credentials are malformed: one line naming the key, without the secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sandbox-credentials-'));
+    try {
+      const path = join(dir, 'config.json');
+      writeFileSync(path, JSON.stringify({ targets: {}, credentials: [{ accessKeyId: 'AKIDSANDBOX', secretAccessKey: 'my-other-secret' }] }));
+      await failsWith(['--config', path], 2, /^ssm-bridge: sandbox config: credentials\[0\]\.accessKeyId AKIDSANDBOX is the sandbox's own key .*; choose another id$/);
+      writeFileSync(path, JSON.stringify({ targets: {}, credentials: [{ accessKeyId: 'AKID1', secretAccessKey: 'with space' }] }));
+      await failsWith(['--config', path], 2, /^ssm-bridge: sandbox config: credentials\[0\]\.secretAccessKey must be a string of 1 to 128 characters without spaces$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

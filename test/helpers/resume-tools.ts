@@ -12,6 +12,8 @@ export interface SandboxSessionView {
   /** Registry and gateway counters (src/sandbox/registry.ts SessionCounters). */
   counters: {
     resumeSessionCalls: number;
+    /** Data-channel upgrades whose SigV4 signature (service ssmmessages) the sandbox verified. */
+    signedUpgrades: number;
     connections: number;
     reconnects: number;
     payloadBytesToClient: number;
