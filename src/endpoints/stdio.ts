@@ -60,7 +60,11 @@ export interface StdioProxy {
   session: BridgeSession;
   /** Resolves undefined for a normal end (input closed, or the remote side closed); rejects never. */
   done: Promise<BridgeError | undefined>;
-  stop(): Promise<void>;
+  /**
+   * End the session: what was read from the input is flushed (acknowledged by the agent), then TerminateSession.
+   * `urgent` (a signal): wait at most a couple of seconds for the flush, also when a stop is already under way.
+   */
+  stop(options?: { urgent?: boolean }): Promise<void>;
 }
 
 /**
@@ -87,16 +91,34 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   }
 
   let stopping = false;
-  const stop = async (): Promise<void> => {
-    if (stopping) return;
-    stopping = true;
-    input.unpipe(remote);
-    // Everything read from stdin becomes messages, then the service acknowledges it (through any resume),
-    // then we terminate.
-    await new Promise<void>((resolve) => remote.write(Buffer.alloc(0), () => resolve()));
-    await session.flushed(options.flushTimeoutMs ?? 30_000);
-    smux?.close();
-    await session.terminate(options.flushTimeoutMs ?? 30_000);
+  let stopped: Promise<void> | undefined;
+  let urgent = false;
+  let hurry: (() => void) | undefined;
+  const hurried = new Promise<void>((resolve) => (hurry = resolve));
+  /** The flush waits for acks the agent may never send (it does not ack what it could not write): bounded. */
+  const URGENT_FLUSH_MS = 2_000;
+  const stop = (stopOptions: { urgent?: boolean } = {}): Promise<void> => {
+    if (stopOptions.urgent) {
+      urgent = true;
+      hurry?.();
+    }
+    stopped ??= (async () => {
+      stopping = true;
+      input.unpipe(remote);
+      // Everything read from stdin becomes messages, then the service acknowledges it (through any resume),
+      // then we terminate. A signal (ssh sends SIGHUP when it is done) cuts the wait short, never the terminate.
+      const flushMs = options.flushTimeoutMs ?? 30_000;
+      await Promise.race([
+        (async () => {
+          await new Promise<void>((resolve) => remote.write(Buffer.alloc(0), () => resolve()));
+          await session.flushed(flushMs);
+        })(),
+        hurried.then(() => new Promise((r) => setTimeout(r, URGENT_FLUSH_MS))),
+      ]);
+      smux?.close();
+      await session.terminate(urgent ? URGENT_FLUSH_MS : flushMs);
+    })();
+    return stopped;
   };
 
   input.pipe(remote, { end: false });

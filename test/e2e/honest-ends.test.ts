@@ -140,3 +140,25 @@ describe('forward: a session that ends with data missing', () => {
     }
   }, 30_000);
 });
+
+describe('proxy: a signal during the end-of-input flush', () => {
+  it('SIGHUP (what ssh sends when it is done) still terminates the session, within seconds', async () => {
+    const before = await sessionIds(env.sandbox.endpoint);
+    const child = spawn(process.execPath, [CLI_PATH, 'proxy', TARGET, '--port', '9', '--endpoint-url', env.sandbox.endpoint], { env: sandboxEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdout.resume();
+    child.stdin.on('error', () => {});
+    const exited = new Promise<number>((resolve) => child.on('exit', (code) => resolve(code ?? -1)));
+    await within(new Promise((r) => child.stdout.once('data', r)), 10_000, 'the first bytes');
+    const { sessionId } = await newSessionSince(env.sandbox.endpoint, before);
+    // The agent's destination stops taking bytes: what we send now is not acknowledged for 30 s.
+    env.sandbox.gateway.applySessionFault(sessionId, { kind: 'block-destination', ms: 30_000 });
+    child.stdin.end(randomBytes(64 * 1024));
+    await new Promise((r) => setTimeout(r, 300));
+    const signalledAt = Date.now();
+    child.kill('SIGHUP');
+    expect(await within(exited, 10_000, 'the proxy to exit after SIGHUP')).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(6_000);
+    const state = async (): Promise<string> => ((await (await fetch(`${env.sandbox.endpoint}/_sandbox/sessions/${sessionId}`)).json()) as { state: string }).state;
+    expect(await state()).toBe('terminated');
+  }, 30_000);
+});

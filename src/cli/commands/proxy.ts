@@ -29,7 +29,7 @@ export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<voi
     onStatus: (status) => logStatus(logger, status),
   });
   onStopSignals(async () => {
-    await proxy.stop();
+    await proxy.stop({ urgent: true });
     api.destroy();
   });
   const err = await proxy.done;
