@@ -42,6 +42,8 @@ interface OpenTunnel {
 /** How long a command has to exit after SIGTERM when its tunnel died, before SIGKILL. */
 const COMMAND_STOP_GRACE_MS = 10_000;
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/** After a signal during start, how long the start may still take to finish (and its sessions be terminated). */
+const SIGNAL_DURING_START_GRACE_MS = 3_000;
 
 /*
  * The run, one state field (transitions only in `setState`):
@@ -86,6 +88,12 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
       case 'starting':
         if (pendingSignal) process.exit(130);
         pendingSignal = signal;
+        // Sessions still starting are terminated as soon as their start returns; a start that hangs must not
+        // hold the process: one signal ends it within seconds.
+        setTimeout(() => {
+          logger.warn({ event: 'stopping', signal }, 'still starting; exiting without waiting for the session');
+          process.exit(command ? signalExitStatus(signal) : 0);
+        }, SIGNAL_DURING_START_GRACE_MS).unref();
         return;
       case 'serving':
         stopServing?.(signal);

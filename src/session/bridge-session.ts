@@ -33,6 +33,8 @@ const MAX_RETRY_DELAY_MS = 5_000;
 const FIRST_STEP_TIMEOUT_MS = 5_000;
 const MAX_STEP_TIMEOUT_MS = 30_000;
 const TERMINATE_TIMEOUT_MS = 5_000;
+/** A StartSession answers within a couple of seconds; past this the endpoint or the network is broken. */
+const START_SESSION_TIMEOUT_MS = 30_000;
 const PROCESS_CLIENT_ID = randomUUID();
 
 /*
@@ -65,7 +67,8 @@ export class BridgeSession extends EventEmitter {
   /** StartSession, connect, handshake. Rejects with a BridgeError; nothing is left open on failure. */
   static async start(options: BridgeSessionOptions): Promise<BridgeSession> {
     const logger = options.logger ?? silentLogger;
-    const credentials = await options.api.startSession(options.start);
+    // Bounded: an endpoint that accepts the connection and never answers would hang the CLI silently.
+    const credentials = await withDeadline(undefined, START_SESSION_TIMEOUT_MS, 'StartSession', (signal) => options.api.startSession(options.start, { signal }));
     logger.debug({ sessionId: credentials.sessionId, gateway: describeStreamUrl(credentials.streamUrl) }, 'session started');
     const channel = new ReliableChannel({ role: 'client', ...options.channel });
     const handshake = performClientHandshake(channel, { timeoutMs: options.handshakeTimeoutMs ?? 30_000 });
@@ -432,7 +435,10 @@ async function withDeadline<T>(parent: AbortSignal | undefined, timeoutMs: numbe
   const onParentAbort = (): void => controller.abort(parent!.reason);
   if (parent?.aborted) onParentAbort();
   else parent?.addEventListener('abort', onParentAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new BridgeError(ErrorCode.TIMEOUT, `${what} got no answer within ${formatSeconds(timeoutMs)}`)), timeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new BridgeError(ErrorCode.TIMEOUT, `${what} got no answer within ${formatSeconds(timeoutMs)}; check --endpoint-url, the region and the network`)),
+    timeoutMs,
+  );
   try {
     return await new Promise<T>((resolve, reject) => {
       const signal = controller.signal;

@@ -57,7 +57,7 @@ export interface SsmApi {
    * upgrade goes unsigned, as older plugins send it (the service still accepts that).
    */
   readonly upgradeSigning?: UpgradeSigning;
-  startSession(input: StartSessionInput): Promise<SessionCredentials>;
+  startSession(input: StartSessionInput, options?: ApiCallOptions): Promise<SessionCredentials>;
   /** Resolves undefined when the service gives no token: the session is over (SPEC §1). */
   resumeSession(sessionId: string, options?: ApiCallOptions): Promise<SessionCredentials | undefined>;
   terminateSession(sessionId: string, options?: ApiCallOptions): Promise<void>;
@@ -163,7 +163,7 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
       credentials: () => client.config.credentials(),
       region: () => client.config.region(),
     },
-    async startSession(input) {
+    async startSession(input, options) {
       try {
         const out = await client.send(
           new StartSessionCommand({
@@ -172,13 +172,14 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
             ...(input.parameters ? { Parameters: input.parameters } : {}),
             ...(input.reason ? { Reason: input.reason } : {}),
           }),
+          options?.signal ? { abortSignal: options.signal } : {},
         );
         if (!out.SessionId || !out.TokenValue || !out.StreamUrl) {
           throw new BridgeError(ErrorCode.SERVICE_ERROR, 'StartSession returned no session id, token or stream URL');
         }
         return { sessionId: out.SessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
       } catch (err) {
-        throw mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}) });
+        throw abortedOr(options, () => mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}) }));
       }
     },
     async resumeSession(sessionId, options) {
