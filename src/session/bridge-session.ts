@@ -419,6 +419,7 @@ function transportOptions(options: BridgeSessionOptions, clientId: string) {
     clientId,
     // Resolved at each connect: every resume signs its upgrade with the credentials of that moment.
     ...(options.api.upgradeSigning ? { signing: options.api.upgradeSigning } : {}),
+    ...(options.api.endpointUrl ? { endpointUrl: options.api.endpointUrl } : {}),
     pingIntervalMs: options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS,
     silenceTimeoutMs: options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS,
   };

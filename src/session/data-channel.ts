@@ -12,6 +12,40 @@ export interface ConnectDataChannelOptions extends WebSocketTransportOptions {
   connectTimeoutMs?: number;
   /** Sign the upgrade (SigV4, service `ssmmessages`) with credentials resolved now; absent: unsigned. */
   signing?: UpgradeSigning;
+  /** The SSM endpoint the session came from (--endpoint-url): a plain ws: StreamUrl is allowed only on its loopback host. */
+  endpointUrl?: string;
+}
+
+const LOOPBACK_HOSTS = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * The StreamUrl comes from the service, and the session token goes to it: only `wss:` to anywhere, or plain
+ * `ws:` to exactly the loopback host of the endpoint we called (the sandbox). Anything else (another host in
+ * clear, `http:`, `ws+unix:` to a local socket of the server's choosing) is a protocol error, raised before any
+ * connection; the message names the scheme and host only, never the query (it may carry secrets).
+ */
+export function checkStreamUrl(streamUrl: string, endpointUrl: string | undefined): void {
+  let url: URL;
+  try {
+    url = new URL(streamUrl);
+  } catch {
+    throw new BridgeError(ErrorCode.PROTOCOL_ERROR, 'the service returned a StreamUrl that is not a URL; refusing to connect');
+  }
+  if (url.protocol === 'wss:') return;
+  if (url.protocol === 'ws:' && endpointUrl !== undefined) {
+    let endpointHost = '';
+    try {
+      endpointHost = new URL(endpointUrl).hostname;
+    } catch {
+      // an endpoint that is not a URL allows nothing
+    }
+    if (endpointHost !== '' && LOOPBACK_HOSTS.test(endpointHost) && url.hostname === endpointHost) return;
+  }
+  const where = `${url.protocol}//${url.host}`;
+  throw new BridgeError(
+    ErrorCode.PROTOCOL_ERROR,
+    `the service returned a StreamUrl (${where}) that is neither wss: nor the loopback host of --endpoint-url; refusing to send the session token there`,
+  );
 }
 
 /** The SigV4 service name of the data channel (the message gateway, ssmmessages.<region>.amazonaws.com). */
@@ -114,6 +148,7 @@ async function signWithin(streamUrl: string, signing: UpgradeSigning, timeoutMs:
  * afresh). Resolves with the transport once the frame is queued; every later frame is binary.
  */
 export async function connectDataChannel(streamUrl: string, tokenValue: string, options: ConnectDataChannelOptions): Promise<WebSocketTransport> {
+  checkStreamUrl(streamUrl, options.endpointUrl);
   const timeoutMs = options.connectTimeoutMs ?? 10_000;
   const headers = options.signing ? await signWithin(streamUrl, options.signing, timeoutMs) : undefined;
   const ws = new WebSocket(streamUrl, {

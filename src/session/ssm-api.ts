@@ -52,6 +52,8 @@ export interface UpgradeSigning {
 
 /** The three SSM calls a session needs; one implementation, over @aws-sdk/client-ssm. */
 export interface SsmApi {
+  /** The endpoint given (--endpoint-url), when one was: the data channel checks StreamUrls against it. */
+  readonly endpointUrl?: string;
   /**
    * Sign the data-channel upgrade with these, as the official plugin does since 1.2.688.0. Absent: the
    * upgrade goes unsigned, as older plugins send it (the service still accepts that).
@@ -158,6 +160,7 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
     maxAttempts: 2,
   });
   return {
+    ...(options.endpointUrl ? { endpointUrl: options.endpointUrl } : {}),
     // The client's own providers: the same credential chain and cache that sign the API calls.
     upgradeSigning: {
       credentials: () => client.config.credentials(),
