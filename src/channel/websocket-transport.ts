@@ -25,6 +25,7 @@ export class WebSocketTransport extends EventEmitter implements Transport {
   private pingTimer: NodeJS.Timeout | undefined;
   private corkedSocket: Duplex | undefined;
   private paused = false;
+  private alive = false;
 
   constructor(ws: WebSocket, options: WebSocketTransportOptions = {}) {
     super();
@@ -33,13 +34,16 @@ export class WebSocketTransport extends EventEmitter implements Transport {
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       this.lastReceiveMs = Date.now();
+      this.markAlive();
       this.emit('message', data, isBinary);
     });
     ws.on('pong', () => {
       this.lastReceiveMs = Date.now();
+      this.markAlive();
     });
     ws.on('ping', () => {
       this.lastReceiveMs = Date.now();
+      this.markAlive();
     });
     ws.on('close', (code: number, reason: Buffer) => {
       this.stopPing();
@@ -72,6 +76,35 @@ export class WebSocketTransport extends EventEmitter implements Transport {
 
   sendText(text: string): void {
     if (this.isOpen) this.ws.send(text, { binary: false });
+  }
+
+  /**
+   * Resolves true once the peer has sent anything on this connection (a frame, a ping, or the pong to the ping
+   * this sends now), false if it closes or `timeoutMs` passes first: an accepted WebSocket is not yet a live one.
+   */
+  whenAlive(timeoutMs: number): Promise<boolean> {
+    if (this.alive) return Promise.resolve(true);
+    if (!this.isOpen) return Promise.resolve(false);
+    this.ws.ping();
+    return new Promise((resolve) => {
+      const settle = (alive: boolean): void => {
+        clearTimeout(timer);
+        this.off('alive', onAlive);
+        this.off('close', onClose);
+        resolve(alive);
+      };
+      const onAlive = (): void => settle(true);
+      const onClose = (): void => settle(false);
+      const timer = setTimeout(() => settle(false), timeoutMs);
+      this.once('alive', onAlive);
+      this.once('close', onClose);
+    });
+  }
+
+  private markAlive(): void {
+    if (this.alive) return;
+    this.alive = true;
+    this.emit('alive');
   }
 
   pause(): void {

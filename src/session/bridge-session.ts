@@ -33,6 +33,10 @@ const MAX_RETRY_DELAY_MS = 5_000;
 const FIRST_STEP_TIMEOUT_MS = 5_000;
 const MAX_STEP_TIMEOUT_MS = 30_000;
 const TERMINATE_TIMEOUT_MS = 5_000;
+/** A resumed connection that stays up this long ends the outage (its attempt count and --resume-timeout budget). */
+const STABLE_CONNECTION_MS = 3_000;
+/** The least time between two dials of the data channel, whatever the backoff says. */
+const MIN_DIAL_INTERVAL_MS = 200;
 /** A StartSession answers within a couple of seconds; past this the endpoint or the network is broken. */
 const START_SESSION_TIMEOUT_MS = 30_000;
 const PROCESS_CLIENT_ID = randomUUID();
@@ -63,6 +67,9 @@ export class BridgeSession extends EventEmitter {
   private readonly closedPromise: Promise<BridgeError | undefined>;
   private resolveClosed!: (err: BridgeError | undefined) => void;
   private resumeAbort = new AbortController();
+  /** The outage being resumed: it lasts until a resumed connection has stayed up for STABLE_CONNECTION_MS. */
+  private outage: { startedMs: number; attempts: number; lastDialMs: number } | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
 
   /** StartSession, connect, handshake. Rejects with a BridgeError; nothing is left open on failure. */
   static async start(options: BridgeSessionOptions): Promise<BridgeSession> {
@@ -309,20 +316,29 @@ export class BridgeSession extends EventEmitter {
     void this.resume(resumeTimeoutMs);
   };
 
-  /** Call ResumeSession and reconnect, with exponential backoff and jitter, bounded by total time. */
+  /**
+   * Call ResumeSession and reconnect, with exponential backoff and jitter, bounded by total time. A resume is
+   * done only once the service proved alive on the new connection (a message, an ack, or the pong to a ping sent
+   * after OpenDataChannelInput); and until that connection has also stayed up for STABLE_CONNECTION_MS, a new
+   * drop continues the same outage: its attempt count, backoff and --resume-timeout budget. So a gateway that
+   * accepts and then drops every connection meets backoff and the timeout, not a storm of ResumeSession calls.
+   */
   private async resume(resumeTimeoutMs: number): Promise<void> {
-    const startedMs = Date.now();
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    const outage = (this.outage ??= { startedMs: Date.now(), attempts: 0, lastDialMs: 0 });
     const abort = (this.resumeAbort = new AbortController());
-    const remainingMs = (): number => Math.max(1, resumeTimeoutMs - (Date.now() - startedMs));
+    const remainingMs = (): number => Math.max(1, resumeTimeoutMs - (Date.now() - outage.startedMs));
     let stepTimeoutMs = FIRST_STEP_TIMEOUT_MS;
     let lastError: unknown;
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       if (this.state !== 'resuming' || abort.signal.aborted) return;
-      const elapsed = Date.now() - startedMs;
+      const attempt = ++outage.attempts;
+      const elapsed = Date.now() - outage.startedMs;
       if (elapsed >= resumeTimeoutMs) break;
       const backoff = attempt === 1 ? 0 : Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** (attempt - 2));
-      const delayMs = Math.min(Math.round(backoff * (0.5 + Math.random() / 2)), Math.max(0, resumeTimeoutMs - elapsed));
-      this.emitStatus({ type: 'resuming', sessionId: this.sessionId, attempt, delayMs });
+      const sinceDialMs = Date.now() - outage.lastDialMs;
+      const delayMs = Math.min(Math.max(Math.round(backoff * (0.5 + Math.random() / 2)), MIN_DIAL_INTERVAL_MS - sinceDialMs), Math.max(0, resumeTimeoutMs - elapsed));
+      this.emitStatus({ type: 'resuming', sessionId: this.sessionId, attempt, delayMs: Math.max(0, delayMs) });
       if (delayMs > 0) {
         try {
           await sleep(delayMs, undefined, { signal: abort.signal });
@@ -339,6 +355,7 @@ export class BridgeSession extends EventEmitter {
           this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} ended while disconnected (terminated or timed out); the service returned no token to resume it`));
           return;
         }
+        outage.lastDialMs = Date.now();
         const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, {
           ...transportOptions(this.options, this.clientId),
           connectTimeoutMs: Math.min(stepTimeoutMs, remainingMs()),
@@ -348,11 +365,22 @@ export class BridgeSession extends EventEmitter {
           return;
         }
         const messagesResent = this.channel.bufferedMessages;
+        this.channel.attach(transport);
+        if (!(await transport.whenAlive(Math.min(stepTimeoutMs, remainingMs())))) {
+          // Accepted, then closed or silent: not a resume. The loop goes on with its backoff.
+          this.channel.detach();
+          transport.terminate();
+          throw new BridgeError(ErrorCode.SERVICE_ERROR, 'the new data channel connection closed or stayed silent before the service answered');
+        }
+        if (this.state !== 'resuming' || abort.signal.aborted) return;
         this.transport = transport;
         transport.on('silence', this.onSilence);
         this.setState('open');
-        this.channel.attach(transport);
-        this.emitStatus({ type: 'resumed', sessionId: this.sessionId, downtimeMs: Date.now() - startedMs, messagesResent, attempts: attempt });
+        this.emitStatus({ type: 'resumed', sessionId: this.sessionId, downtimeMs: Date.now() - outage.startedMs, messagesResent, attempts: attempt });
+        this.stableTimer = setTimeout(() => {
+          if (this.outage === outage) this.outage = undefined;
+        }, STABLE_CONNECTION_MS);
+        this.stableTimer.unref();
         return;
       } catch (err) {
         lastError = err;

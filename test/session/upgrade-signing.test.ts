@@ -36,7 +36,9 @@ function rotatingApi(): { api: SsmApi; calls: () => number; use: (c: AwsCredenti
   let current: AwsCredentials = SANDBOX_CREDENTIALS;
   let calls = 0;
   const api: SsmApi = {
-    startSession: (input) => real.startSession(input),
+    // The endpoint the StreamUrls come from: a plain ws: URL is accepted only on its loopback host.
+    endpointUrl: env.sandbox.endpoint,
+    startSession: (input, options) => real.startSession(input, options),
     resumeSession: (id, options) => real.resumeSession(id, options),
     terminateSession: (id, options) => real.terminateSession(id, options),
     destroy: () => {},
