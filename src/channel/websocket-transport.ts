@@ -50,6 +50,9 @@ export class WebSocketTransport extends EventEmitter implements Transport {
       this.emit('close', code, reason.toString('utf8'));
     });
     ws.on('error', (err: Error) => this.emit('error', err));
+    // An 'error' with no listener throws: a transport the channel has let go of (a failed start, a resume that
+    // replaced it) can still see a malformed frame during its close. Its failures are reported through 'close'.
+    this.on('error', () => {});
     const interval = options.pingIntervalMs ?? 0;
     const silence = options.silenceTimeoutMs ?? 0;
     if (interval > 0 && silence > 0) this.startPing(interval, silence);

@@ -3,6 +3,7 @@ import type net from 'node:net';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { FlagValue, smuxKeepAliveFor } from '../protocol/index.js';
+import { smuxFailure } from './smux-failure.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
@@ -66,6 +67,8 @@ export class PortForwarder extends EventEmitter {
     const pending: net.Socket[] = [];
     let forwarder: PortForwarder | undefined;
     const listener = await listenLocal(options.local, (socket) => {
+      // For its whole life: a client that resets while the session starts must not crash us.
+      socket.on('error', () => {});
       if (forwarder) forwarder.accept(socket);
       else pending.push(socket);
     });
@@ -84,6 +87,8 @@ export class PortForwarder extends EventEmitter {
       throw err;
     }
     if (session.handshake.properties.type !== 'LocalPortForwarding') {
+      // The connections that waited cannot be served; closing the listener would wait for them for ever.
+      for (const s of pending) s.destroy();
       await session.terminate();
       await listener.close();
       throw new BridgeError(ErrorCode.INVALID_DOCUMENT, `the document gives a ${session.handshake.properties.type ? `'${session.handshake.properties.type}'` : 'stream-mode (SSH-style)'} session; forward needs a port-forwarding document (type LocalPortForwarding) — use \`ssm-bridge proxy\` for stream sessions`);
@@ -108,12 +113,10 @@ export class PortForwarder extends EventEmitter {
       }
     });
     if (session.multiplexed) {
-      this.smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion) });
+      this.smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion), allowPeerStreams: false });
       this.smux.on('error', (err: Error) => this.logger.warn({ err: err.message }, 'smux error'));
-      this.smux.on('close', () => {
-        if (!this.closing && !session.isClosed) {
-          void session.terminate().then(() => undefined);
-        }
+      this.smux.on('close', (reason?: Error) => {
+        if (!this.closing && !session.isClosed) void session.terminate(undefined, smuxFailure(reason));
       });
     } else {
       this.basic = new BasicConnectionQueue(session, this.counters);

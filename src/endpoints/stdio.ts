@@ -3,6 +3,7 @@ import { coalesceWrites } from '../coalesce-writes.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { smuxKeepAliveFor } from '../protocol/index.js';
+import { smuxFailure } from './smux-failure.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { waitAtMost } from './wait-at-most.js';
@@ -42,6 +43,9 @@ async function drained(source: Readable, sink: Writable, timeoutMs: number): Pro
   })();
   await waitAtMost(flushed, timeoutMs);
 }
+
+/** The flush waits for acks the agent may never send (it does not ack what it could not write): bounded. */
+const URGENT_FLUSH_MS = 2_000;
 
 export function proxyStartInput(options: StdioProxyOptions): StartSessionInput {
   if (options.documentName) {
@@ -86,8 +90,14 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   let remote = session.data;
   let smux: SmuxSession | undefined;
   if (session.multiplexed) {
-    smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion) });
+    smux = new SmuxSession(session.data, { role: 'client', keepAlive: smuxKeepAliveFor(session.handshake.agentVersion), allowPeerStreams: false });
     remote = smux.openStream();
+    // A failed smux session (a malformed frame, its carrier gone) ends ours too: terminated, never left open.
+    smux.on('error', (err: Error) => logger.warn({ err: err.message }, 'smux error'));
+    smux.on('close', (reason?: Error) => {
+      if (!session.isClosed) void session.terminate(URGENT_FLUSH_MS, smuxFailure(reason));
+    });
+    remote.on('error', () => {});
   }
 
   let stopping = false;
@@ -95,8 +105,6 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   let urgent = false;
   let hurry: (() => void) | undefined;
   const hurried = new Promise<void>((resolve) => (hurry = resolve));
-  /** The flush waits for acks the agent may never send (it does not ack what it could not write): bounded. */
-  const URGENT_FLUSH_MS = 2_000;
   const stop = (stopOptions: { urgent?: boolean } = {}): Promise<void> => {
     if (stopOptions.urgent) {
       urgent = true;

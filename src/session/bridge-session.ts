@@ -177,9 +177,10 @@ export class BridgeSession extends EventEmitter {
 
   /**
    * End the session on purpose: the TerminateSession flag to the agent, then the TerminateSession API call.
-   * Waits at most `flushTimeoutMs` for data already written to be acknowledged.
+   * Waits at most `flushTimeoutMs` for data already written to be acknowledged. With `reason`, the session
+   * closes with that error (a layer above it failed) instead of a clean end.
    */
-  async terminate(flushTimeoutMs = 2_000): Promise<void> {
+  async terminate(flushTimeoutMs = 2_000, reason?: BridgeError): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') {
       await this.closedPromise;
       return;
@@ -201,7 +202,8 @@ export class BridgeSession extends EventEmitter {
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'TerminateSession failed');
     }
-    this.finish(undefined);
+    // `reason`: we end the session because something above it broke (a malformed smux frame): say so.
+    this.finish(reason);
   }
 
   private setState(next: SessionState): void {

@@ -16,6 +16,8 @@ export interface SmuxKeepAlive {
 export interface SmuxSessionOptions {
   /** `client` opens odd stream ids from 3, `server` even ids from 2 (SPEC §7). */
   role: 'client' | 'server';
+  /** Whether the peer may open streams (default true). False: a SYN from the peer is a protocol error. */
+  allowPeerStreams?: boolean;
   /**
    * Keep-alive; defaults to `{ intervalMs: 10_000, timeoutMs: 30_000 }` (xtaci/smux). Pass `false` when the
    * peer runs without it: agents ≥ 3.1.1511.0 turn it off for current clients, and both ends must agree (SPEC §7).
@@ -92,6 +94,7 @@ export class SmuxSession extends EventEmitter {
   #state: SmuxSessionState = 'open';
   readonly #carrier: Duplex;
   readonly #role: 'client' | 'server';
+  readonly #allowPeerStreams: boolean;
   readonly #parser: FrameParser;
   readonly #streams = new Map<number, SmuxStream>();
   #lastStreamId: number;
@@ -143,6 +146,7 @@ export class SmuxSession extends EventEmitter {
     super();
     this.#carrier = carrier;
     this.#role = options.role;
+    this.#allowPeerStreams = options.allowPeerStreams ?? true;
     // openStream() adds 2 first, so the client's first id is 3 and the server's 2 (xtaci/smux session.go).
     this.#lastStreamId = options.role === 'client' ? 1 : 0;
     this.#maxReceiveBufferBytes = options.maxReceiveBufferBytes ?? DEFAULT_MAX_RECEIVE_BUFFER_BYTES;
@@ -336,6 +340,12 @@ export class SmuxSession extends EventEmitter {
   };
 
   #acceptStream(streamId: number): void {
+    // The agent never opens streams towards a port-forwarding client: refusing each one with a FIN would queue
+    // a frame per SYN for a peer that need not read them (memory it controls), so there it is a protocol error.
+    if (!this.#allowPeerStreams) {
+      this.#transition('closed', new ProtocolError('cmd', `the server opened stream ${streamId}; an SSM agent never opens streams towards the client`), true);
+      return;
+    }
     // A SYN for an id in use is ignored, as in xtaci/smux.
     if (this.#streams.has(streamId) || this.#state !== 'open') return;
     const stream = new SmuxStream(this.#host, streamId);

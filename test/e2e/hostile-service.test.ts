@@ -1,0 +1,94 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { PayloadType } from '../../src/protocol/index.js';
+import { encodeFrame, SmuxCommand } from '../../src/smux/frame.js';
+import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
+import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
+import { within } from '../helpers/servers.js';
+import net from 'node:net';
+
+/* The CLI against a service that misbehaves on purpose (test/helpers/hostile-service.ts): issue 15's defects. */
+
+const LPF = { portNumber: '80', type: 'LocalPortForwarding' };
+let service: HostileService | undefined;
+const runs: CliRun[] = [];
+
+afterEach(async () => {
+  await Promise.all(runs.splice(0).map((r) => stopCli(r)));
+  await service?.close();
+  service = undefined;
+});
+
+async function exitOf(run: CliRun): Promise<number> {
+  return within(run.exited, 20_000, 'the CLI to exit');
+}
+
+describe('a hostile service', () => {
+  it('forward: a malformed smux frame ends it with exit 8 (not 6), after TerminateSession', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        // Open a local connection's stream traffic first, then garbage: smux version 9.
+        setTimeout(() => peer.send(PayloadType.Output, Buffer.from([9, 2, 0, 0, 3, 0, 0, 0])), 300);
+      },
+    });
+    const { run, port } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    net.connect({ host: '127.0.0.1', port }).on('error', () => {});
+    expect(await exitOf(run)).toBe(8);
+    expect(run.stderr()).toMatch(/^ssm-bridge: malformed smux data from the agent/m);
+    expect(service.calls).toContain('TerminateSession');
+  });
+
+  it('forward: a stream opened by the server (SYN) is a protocol error, not a queue of FINs', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        const syns = Buffer.concat(Array.from({ length: 1000 }, (_, i) => encodeFrame({ cmd: SmuxCommand.Syn, streamId: 2 * i + 2 })));
+        for (let offset = 0; offset < syns.length; offset += 1024) peer.send(PayloadType.Output, syns.subarray(offset, offset + 1024));
+      },
+    });
+    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(8);
+    expect(service.calls).toContain('TerminateSession');
+  });
+
+  it('proxy over a port-forwarding document: a failed smux session terminates the session, exit 8', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        setTimeout(() => peer.send(PayloadType.Output, Buffer.from([1, 7, 0, 0, 3, 0, 0, 0])), 200);
+      },
+    });
+    const run = runCli(['proxy', 'i-0123456789abcdef0', '--document-name', 'AWS-StartPortForwardingSession', '--parameters', '{"portNumber":["80"]}', '--endpoint-url', service.endpoint], { stdin: 'pipe' });
+    runs.push(run);
+    expect(await exitOf(run)).toBe(8);
+    expect(service.calls).toContain('TerminateSession');
+  });
+
+  it.each([403, 502])('an upgrade answered %i at start: one line and an exit code, no stack trace', async (status) => {
+    service = await startHostileService({ refuseUpgrade: () => status, onConnection() {} });
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    const code = await exitOf(run);
+    expect(code).toBe(9);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^ssm-bridge: .*HTTP ${status}`));
+    expect(run.stderr()).not.toMatch(/\n\s+at /);
+  });
+
+  it('an upgrade answered 502 during a resume: no crash; exit 7 once --resume-timeout is spent', async () => {
+    service = await startHostileService({
+      refuseUpgrade: (index) => (index === 0 ? undefined : 502),
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        setTimeout(() => peer.ws.terminate(), 300);
+      },
+    });
+    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--resume-timeout', '3s']);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(7);
+    expect(run.stderr()).not.toMatch(/\n\s+at /);
+  });
+});

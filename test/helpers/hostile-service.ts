@@ -1,0 +1,165 @@
+import http from 'node:http';
+import type net from 'node:net';
+import { randomUUID } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import {
+  decodeAgentMessage,
+  encodeAcknowledge,
+  encodeAgentMessage,
+  encodeHandshakeComplete,
+  encodeHandshakeRequest,
+  MessageFlags,
+  MessageType,
+  PayloadType,
+  SCHEMA_VERSION,
+  type AgentMessage,
+} from '../../src/protocol/index.js';
+
+/*
+ * A scripted SSM API and data channel that can send anything at any stage: the hostile-service fixture. It
+ * answers StartSession / ResumeSession / TerminateSession (recording each call), and hands every data-channel
+ * connection to a script, which can run a normal handshake and then send well-formed or broken frames.
+ * It never checks signatures. Only for tests of the client; the sandbox is the faithful emulator.
+ */
+
+export interface HostilePeer {
+  ws: WebSocket;
+  /** Messages the client sent on this connection (decoded; undecodable ones are skipped). */
+  received: AgentMessage[];
+  /** Send an output_stream_data message with the next sequence number. */
+  send(payloadType: number, payload: Buffer): void;
+  /** Send raw bytes as one binary frame. */
+  sendRaw(frame: Buffer): void;
+  /** HandshakeRequest for a Port session with these properties; resolves after HandshakeComplete is sent. */
+  handshake(properties: Record<string, unknown>, agentVersion?: string): Promise<void>;
+}
+
+export interface HostileServiceOptions {
+  /** Called for each data-channel WebSocket once OpenDataChannelInput arrived. */
+  onConnection(peer: HostilePeer, index: number): void | Promise<void>;
+  /** Answer the WebSocket upgrade with this HTTP status instead (e.g. 403, 502), for the given connection index. */
+  refuseUpgrade?: (index: number) => number | undefined;
+}
+
+export interface HostileService {
+  endpoint: string;
+  calls: string[];
+  close(): Promise<void>;
+}
+
+export async function startHostileService(options: HostileServiceOptions): Promise<HostileService> {
+  const calls: string[] = [];
+  let connections = 0;
+  let upgrades = 0;
+  const wss = new WebSocketServer({ noServer: true });
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    const target = String(req.headers['x-amz-target'] ?? '').replace('AmazonSSM.', '');
+    calls.push(target);
+    req.resume();
+    req.on('end', () => {
+      const host = req.headers.host ?? '127.0.0.1';
+      res.setHeader('content-type', 'application/x-amz-json-1.1');
+      if (target === 'StartSession' || target === 'ResumeSession') {
+        res.end(JSON.stringify({ SessionId: 'hostile-1', TokenValue: randomUUID(), StreamUrl: `ws://${host}/v1/data-channel/hostile-1?role=publish_subscribe` }));
+      } else res.end(JSON.stringify({ SessionId: 'hostile-1' }));
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => {});
+    const index = upgrades++;
+    const status = options.refuseUpgrade?.(index);
+    if (status !== undefined) {
+      socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => {});
+      ws.once('message', () => {
+        const peer = makePeer(ws);
+        void Promise.resolve(options.onConnection(peer, connections++)).catch(() => ws.terminate());
+      });
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    calls,
+    close: async () => {
+      for (const ws of wss.clients) ws.terminate();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+function makePeer(ws: WebSocket): HostilePeer {
+  let sequence = 0;
+  const received: AgentMessage[] = [];
+  const waiters: Array<(m: AgentMessage) => void> = [];
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!isBinary) return;
+    let msg: AgentMessage;
+    try {
+      msg = decodeAgentMessage(data);
+    } catch {
+      return;
+    }
+    received.push(msg);
+    if (msg.messageType === MessageType.InputStreamData) {
+      ws.send(
+        encodeAgentMessage({
+          messageType: MessageType.Acknowledge,
+          schemaVersion: SCHEMA_VERSION,
+          createdDate: Date.now(),
+          sequenceNumber: 0,
+          flags: MessageFlags.Ack,
+          messageId: randomUUID(),
+          payloadType: 0,
+          payload: encodeAcknowledge({ AcknowledgedMessageType: msg.messageType, AcknowledgedMessageId: msg.messageId, AcknowledgedMessageSequenceNumber: msg.sequenceNumber, IsSequentialMessage: true }),
+        }),
+      );
+      for (const w of waiters.splice(0)) w(msg);
+    }
+  });
+  const peer: HostilePeer = {
+    ws,
+    received,
+    send(payloadType, payload) {
+      const seq = sequence++;
+      ws.send(
+        encodeAgentMessage({
+          messageType: MessageType.OutputStreamData,
+          schemaVersion: SCHEMA_VERSION,
+          createdDate: Date.now(),
+          sequenceNumber: seq,
+          flags: seq === 0 ? MessageFlags.Syn : MessageFlags.Data,
+          messageId: randomUUID(),
+          payloadType,
+          payload,
+        }),
+      );
+    },
+    sendRaw(frame) {
+      ws.send(frame);
+    },
+    async handshake(properties, agentVersion = '3.3.2746.0') {
+      const response = new Promise<void>((resolve) => {
+        const check = (m: AgentMessage): void => {
+          if (m.payloadType === PayloadType.HandshakeResponse) resolve();
+          else waiters.push(check);
+        };
+        waiters.push(check);
+      });
+      peer.send(PayloadType.HandshakeRequest, encodeHandshakeRequest({ AgentVersion: agentVersion, RequestedClientActions: [{ ActionType: 'SessionType', ActionParameters: { SessionType: 'Port', Properties: properties } }] }));
+      await response;
+      peer.send(PayloadType.HandshakeComplete, encodeHandshakeComplete({ HandshakeTimeToComplete: 1000, CustomerMessage: '' }));
+    },
+  };
+  return peer;
+}
