@@ -6,6 +6,7 @@ import { BridgeError, ErrorCode } from '../errors.js';
 import { preloadAwsSdk } from '../session/ssm-api.js';
 import { exitCodeFor, ExitCode } from './exit-codes.js';
 import type { LogFormat } from './logging.js';
+import { printable } from './printable.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -83,12 +84,12 @@ function withCommand<T extends object>(args: T, argv: string[]): T {
 /** Print one line and exit with the code for the error; the stack only at debug level. */
 function fail(err: unknown, debug: boolean): never {
   if (err instanceof BridgeError) {
-    process.stderr.write(`ssm-bridge: ${err.message}\n`);
+    process.stderr.write(`ssm-bridge: ${printable(err.message)}\n`);
     if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exit(exitCodeFor(err.code));
   }
   const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ssm-bridge: unexpected error: ${message}\n`);
+  process.stderr.write(`ssm-bridge: unexpected error: ${printable(message)}\n`);
   if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(ExitCode.INTERNAL);
 }

@@ -2,7 +2,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { PortForwarder, type LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { createSsmApi, type SsmApi } from '../session/index.js';
-import { logStatus } from './commands/common.js';
+import { logStatus, warnExposure } from './commands/common.js';
 import { removeReadyFile, removeReadyFileSync, writeReadyFile, type ReadyTunnel } from './ready-file.js';
 import { runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
 import { startStatsReporter, type StatsReporter } from './stats.js';
@@ -123,6 +123,9 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
     for (const api of apis.values()) (await api.catch(() => undefined))?.destroy();
   };
   const loggerFor = (request: TunnelRequest): PinoLogger => (named ? logger.child({ tunnel: request.name }) : logger);
+  for (const request of requests) {
+    warnExposure(loggerFor(request), { listenAddress: request.local.kind === 'tcp' ? request.local.address : undefined, endpointUrl: request.aws.endpointUrl, what: 'the forward' });
+  }
 
   // Start all at once; if any fails, terminate the sessions of the others before reporting it.
   const settled = await Promise.allSettled(

@@ -36,8 +36,16 @@ export async function listenLocal(endpoint: LocalEndpoint, onConnection: (socket
     };
     server.once('error', onError);
     server.once('listening', onListening);
-    if (endpoint.kind === 'unix') server.listen(endpoint.path);
-    else server.listen(endpoint.port, endpoint.address);
+    if (endpoint.kind === 'unix') {
+      // Created 0600 from the start: a chmod after listen() left a moment in which, under a lax umask, another
+      // user could connect. bind() runs inside listen(), synchronously, so the umask covers exactly it.
+      const previous = process.umask(0o177);
+      try {
+        server.listen(endpoint.path);
+      } finally {
+        process.umask(previous);
+      }
+    } else server.listen(endpoint.port, endpoint.address);
   });
   let bound: LocalEndpoint = endpoint;
   if (endpoint.kind === 'unix') {

@@ -49,3 +49,4 @@ describe('an endpoint that never answers StartSession', () => {
     expect(code).toBe(0);
   }, 20_000);
 });
+

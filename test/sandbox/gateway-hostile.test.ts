@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
@@ -123,5 +124,26 @@ describe('the gateway against hostile clients', () => {
     await client.until(() => client.channelClosed !== undefined, 5_000, 'channel_closed');
     client.close();
     await stillServes();
+  });
+});
+
+describe('the control API against other origins', () => {
+  function control(headers: Record<string, string>): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: env.sandbox.port, path: '/_sandbox/faults', method: 'POST', headers: { 'content-type': 'text/plain', ...headers } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end('{"dropRate":0}');
+    });
+  }
+
+  it('refuses a DNS-rebinding Host and a cross-site Origin; accepts loopback callers', async () => {
+    expect(await control({ host: 'evil.example:8080' })).toBe(403);
+    expect(await control({ host: `127.0.0.1:${env.sandbox.port}`, origin: 'https://evil.example' })).toBe(403);
+    expect(await control({ host: `127.0.0.1:${env.sandbox.port}`, origin: 'null' })).toBe(403);
+    expect(await control({ host: `localhost:${env.sandbox.port}` })).toBe(200);
+    expect(await control({ host: `127.0.0.1:${env.sandbox.port}`, origin: `http://127.0.0.1:${env.sandbox.port}` })).toBe(200);
   });
 });

@@ -11,6 +11,35 @@ export async function apiFromArgs(args: GlobalOptions): Promise<SsmApi> {
   });
 }
 
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/i;
+
+/** Whether a host (name or address, IPv6 with or without brackets) is this machine's loopback. */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOST.test(host);
+}
+
+/**
+ * Warnings for what exposes more than the user may think: a listener reachable from other machines (anyone who
+ * reaches it reaches the remote service), and an http:// endpoint that is not this machine (the session token
+ * travels in clear).
+ */
+export function warnExposure(logger: PinoLogger, settings: { listenAddress?: string | undefined; endpointUrl?: string | undefined; what?: string }): void {
+  const address = settings.listenAddress;
+  if (address !== undefined && !isLoopbackHost(address)) {
+    logger.warn({ event: 'exposed-listener', address }, `${settings.what ?? 'the listener'} on ${address} is reachable from other machines, without authentication; use 127.0.0.1 unless that is what you want`);
+  }
+  if (settings.endpointUrl !== undefined) {
+    try {
+      const url = new URL(settings.endpointUrl);
+      if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+        logger.warn({ event: 'cleartext-endpoint', host: url.host }, `--endpoint-url ${url.protocol}//${url.host} is not encrypted and not this machine: credentials' signatures and session tokens cross the network in clear`);
+      }
+    } catch {
+      // reported by the SDK when it is used
+    }
+  }
+}
+
 export function resumeTimeoutFromArgs(args: GlobalOptions): number {
   return parseDurationMs(args.resumeTimeout, '--resume-timeout');
 }

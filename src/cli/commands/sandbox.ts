@@ -2,7 +2,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { DEMO_OLD_AGENT_TARGET, DEMO_TARGET, SANDBOX_CREDENTIALS, startDemoServices, startSandbox, type DemoServices } from '../../sandbox/index.js';
 import { BridgeError, ErrorCode } from '../../errors.js';
 import { parsePort } from '../options.js';
-import { onStopSignals } from './common.js';
+import { onStopSignals, warnExposure } from './common.js';
 
 export interface SandboxArgs {
   port: string | number;
@@ -23,6 +23,7 @@ export async function runSandbox(args: SandboxArgs, logger: PinoLogger): Promise
     demo = await startDemoServices();
     config = demo.config;
   }
+  warnExposure(logger, { listenAddress: args.host, what: 'the sandbox (an unauthenticated control API, and destinations on this machine)' });
   const sandbox = await startSandbox({ host: args.host, port, config, ...(args.unpaced ? { paced: false } : {}), seed, logger });
   const targets = Object.keys(sandbox.config.targets);
   const example = demo ? `${DEMO_TARGET} --remote-port 80` : `${targets[0] ?? '<target>'} --remote-port <port>`;

@@ -51,6 +51,39 @@ function methodNotAllowed(method: string | undefined, path: string, allowed: str
   return new ControlError(405, 'MethodNotAllowed', `${method} ${path} is not supported; use ${allowed.join(' or ')}`, { Allow: allowed.join(', ') });
 }
 
+const LOOPBACK_NAME = /^(localhost|127(\.\d{1,3}){3}|\[::1\]|::1)$/i;
+
+function hostnameOf(hostHeader: string): string {
+  const bracketed = /^\[[^\]]*\]/.exec(hostHeader);
+  if (bracketed) return bracketed[0];
+  return hostHeader.replace(/:\d*$/, '');
+}
+
+/**
+ * The control API has no authentication (it is a local test tool): it answers only requests whose Host names
+ * the machine itself (a DNS-rebinding page sends its own host name) and that carry no foreign Origin (a
+ * cross-site "simple" POST from a browser tab sends one). Host is also accepted when it names the address the
+ * request came in on (a sandbox bound elsewhere with --host).
+ */
+function checkCaller(req: IncomingMessage): void {
+  const host = hostnameOf(String(req.headers.host ?? ''));
+  const local = req.socket.localAddress ?? '';
+  const sameAddress = host !== '' && (host === local || host === `[${local}]` || (local.startsWith('::ffff:') && host === local.slice(7)));
+  if (!LOOPBACK_NAME.test(host) && !sameAddress) {
+    throw new ControlError(403, 'Forbidden', 'the sandbox control API answers only requests addressed to this machine (Host: 127.0.0.1, localhost or [::1])');
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined) {
+    let originHost = '';
+    try {
+      originHost = new URL(origin).hostname;
+    } catch {
+      // "null" (a sandboxed frame, a file: page) and the like are foreign
+    }
+    if (!LOOPBACK_NAME.test(originHost)) throw new ControlError(403, 'Forbidden', 'cross-origin requests to the sandbox control API are refused');
+  }
+}
+
 /** The handler for requests whose path starts with `/_sandbox/`. */
 export function createControlHandler(registry: SessionRegistry, faults: FaultState, options: ControlHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
   const logger = options.logger ?? silentLogger;
@@ -71,6 +104,7 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
   const faultsView = () => ({ ...faults.settings, seed: faults.seed });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    checkCaller(req);
     const path = new URL(req.url ?? '/', 'http://sandbox').pathname;
     const parts = path.split('/').filter(Boolean);
     if (parts[0] !== '_sandbox') throw new ControlError(404, 'NotFound', `no control route ${path}`);
