@@ -405,6 +405,8 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
     const all = await echoed.waitFor(24, 15_000);
     expect(all.toString()).toBe('hello during the silence');
     const resumedAt = Date.now();
+    // 'resumed' is reported once the service answered on the new connection: its line may trail the echo a little.
+    await waitUntil(() => countEvents(run, 'resumed') >= 1, 5_000, 'the resumed record');
     expect(countEvents(run, 'resumed')).toBe(1);
     // Default silence detection (src/session/bridge-session.ts): a ping every second, cut after 5 s without
     // anything from the service (the last pong may predate the blackhole by up to a second): not a hair trigger,
