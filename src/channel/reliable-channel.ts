@@ -45,8 +45,12 @@ export interface ReliableChannelOptions {
   receiveBudgetBytes?: number;
   /** Payload bytes per stream message (SPEC §5: 1024 on both official sides). */
   maxPayloadBytes?: number;
-  /** Consecutive undecodable frames tolerated before the channel fails with PROTOCOL_ERROR. */
-  maxConsecutiveMalformed?: number;
+  /**
+   * Undecodable frames tolerated within `malformedWindowMs` before the channel fails with PROTOCOL_ERROR. A
+   * window, not a run: a peer that mixes one good message into every 63 bad ones is still a broken peer.
+   */
+  maxMalformed?: number;
+  malformedWindowMs?: number;
   maxRtoMs?: number;
 }
 
@@ -160,7 +164,8 @@ export class ReliableChannel extends EventEmitter {
   private readonly maxReorderBytes: number;
   private readonly receiveBudgetBytes: number;
   private readonly maxPayloadBytes: number;
-  private readonly maxConsecutiveMalformed: number;
+  private readonly maxMalformed: number;
+  private readonly malformedWindowMs: number;
   private readonly rtt: RttEstimator;
   private readonly messageIds = new MessageIdPool();
 
@@ -190,7 +195,9 @@ export class ReliableChannel extends EventEmitter {
   private readonly reorderBuffer = new Map<number, AgentMessage>();
   private reorderBytes = 0;
   private receivePaused = false;
-  private consecutiveMalformed = 0;
+  /** Malformed frames counted since `malformedWindowStartMs`. */
+  private malformedInWindow = 0;
+  private malformedWindowStartMs = 0;
   private readonly unknownTypes = new Set<string>();
 
   private readonly counters = {
@@ -225,7 +232,8 @@ export class ReliableChannel extends EventEmitter {
     this.maxReorderBytes = options.maxReorderBytes ?? 8 * 1024 * 1024;
     this.receiveBudgetBytes = options.receiveBudgetBytes ?? 8 * 1024 * 1024;
     this.maxPayloadBytes = options.maxPayloadBytes ?? MAX_STREAM_PAYLOAD_BYTES;
-    this.maxConsecutiveMalformed = options.maxConsecutiveMalformed ?? 64;
+    this.maxMalformed = options.maxMalformed ?? 64;
+    this.malformedWindowMs = options.malformedWindowMs ?? 10_000;
     this.rtt = new RttEstimator(options.maxRtoMs);
     this.data = new Duplex({
       // Keep the local-side buffers small: the channel's own window is where bytes wait.
@@ -591,7 +599,6 @@ export class ReliableChannel extends EventEmitter {
       else this.onMalformed(err);
       return;
     }
-    this.consecutiveMalformed = 0;
     try {
       this.onMessage(msg);
     } catch (err) {
@@ -614,10 +621,16 @@ export class ReliableChannel extends EventEmitter {
     if (!(err instanceof ProtocolError)) throw err;
     // Dropped unacknowledged: a corrupted message is resent by its sender. Only a stream of garbage is fatal.
     this.counters.malformedReceived++;
-    this.consecutiveMalformed++;
+    const now = Date.now();
+    if (now - this.malformedWindowStartMs > this.malformedWindowMs) {
+      this.malformedWindowStartMs = now;
+      this.malformedInWindow = 0;
+    }
+    this.malformedInWindow++;
     this.emit('malformed', err);
-    if (this.consecutiveMalformed >= this.maxConsecutiveMalformed) {
-      this.close(new BridgeError(ErrorCode.PROTOCOL_ERROR, `the peer sent ${this.consecutiveMalformed} malformed messages in a row (last: ${err.message})`, { cause: err }));
+    if (this.malformedInWindow >= this.maxMalformed) {
+      const seconds = Math.round(this.malformedWindowMs / 1000);
+      this.close(new BridgeError(ErrorCode.PROTOCOL_ERROR, `the peer sent ${this.malformedInWindow} malformed messages within ${seconds} s (last: ${err.message})`, { cause: err }));
     }
   }
 

@@ -116,7 +116,11 @@ export class BridgeSession extends EventEmitter {
     channel.on('channel-closed', this.onChannelClosed);
     channel.on('stream-message', this.onStreamMessage);
     channel.on('close', this.onChannelClose);
-    channel.on('malformed', (err: Error) => this.logger.warn({ err: err.message }, 'dropped a malformed message from the service'));
+    // Rate-limited: a peer sending garbage must not turn our stderr into a flood (one line per 5 s at most).
+    const malformedWarning = rateLimited(5_000, (err: Error, suppressed: number) =>
+      this.logger.warn({ err: err.message, ...(suppressed > 0 ? { suppressed } : {}) }, suppressed > 0 ? `dropped malformed messages from the service (${suppressed + 1} since the last warning)` : 'dropped a malformed message from the service'),
+    );
+    channel.on('malformed', malformedWarning);
     // Once per type: the agent and the official client ignore types they do not know, and so do we.
     channel.on('unknown-type', (messageType: string) => this.logger.debug({ messageType }, 'ignoring messages of a type we do not know'));
     transport.on('silence', this.onSilence);
@@ -456,6 +460,22 @@ function transportOptions(options: BridgeSessionOptions, clientId: string) {
 }
 
 function ignoreError(): void {}
+
+/** Call `log` at most once per `intervalMs`; it gets how many calls were suppressed since the last one. */
+export function rateLimited<T>(intervalMs: number, log: (value: T, suppressed: number) => void): (value: T) => void {
+  let lastMs = -Infinity;
+  let suppressed = 0;
+  return (value: T): void => {
+    const now = Date.now();
+    if (now - lastMs < intervalMs) {
+      suppressed++;
+      return;
+    }
+    lastMs = now;
+    log(value, suppressed);
+    suppressed = 0;
+  };
+}
 
 /**
  * Run `call` with a signal that fires after `timeoutMs` (reason: a TIMEOUT BridgeError) or with `parent`;

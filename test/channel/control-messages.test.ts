@@ -242,7 +242,7 @@ describe('garbage from the peer', () => {
   });
 
   it('treats random and mutated frames as malformed, never as data, never throwing (property)', async () => {
-    const p = await rawPeer({ maxConsecutiveMalformed: 1_000_000 });
+    const p = await rawPeer({ maxMalformed: 1_000_000 });
     const delivered: Buffer[] = [];
     p.channel.data.on('data', (c: Buffer) => delivered.push(c));
     let malformed = 0;
@@ -278,19 +278,30 @@ describe('garbage from the peer', () => {
     expect(p.channel.isClosed).toBe(false);
   });
 
-  it('closes the channel with PROTOCOL_ERROR after a long run of garbage', async () => {
-    const p = await rawPeer({ maxConsecutiveMalformed: 16 });
+  it('garbage spread wider than the window is tolerated', async () => {
+    const p = await rawPeer({ maxMalformed: 16, malformedWindowMs: 200 });
+    let malformed = 0;
+    p.channel.on('malformed', () => malformed++);
+    for (let i = 0; i < 12; i++) p.send(randomBytes(200));
+    await waitFor(() => malformed === 12, 2000, '12 malformed frames');
+    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 12; i++) p.send(randomBytes(200));
+    await waitFor(() => malformed === 24, 2000, '24 malformed frames');
+    expect(p.channel.isClosed).toBe(false);
+  });
+
+  it('closes the channel with PROTOCOL_ERROR after too much garbage within the window, good messages in between or not', async () => {
+    const p = await rawPeer({ maxMalformed: 16 });
     const closed = new Promise<BridgeError | undefined>((resolve) => p.channel.once('close', resolve));
     const dataError = new Promise<Error>((resolve) => p.channel.data.once('error', resolve));
     let malformed = 0;
     p.channel.on('malformed', () => malformed++);
-    // A valid message in between resets the count: 15 + valid + 15 is not fatal.
+    // A valid message in between does not reset the count (a window, not a run): 15 + valid + 1 is fatal.
     for (let i = 0; i < 15; i++) p.send(randomBytes(200));
     p.send(output(0, Buffer.from('ok')));
-    for (let i = 0; i < 15; i++) p.send(randomBytes(200));
-    await waitFor(() => malformed === 30, 2000, '30 malformed frames');
+    await waitFor(() => malformed === 15, 2000, '15 malformed frames');
     expect(p.channel.isClosed).toBe(false);
-    for (let i = 0; i < 16; i++) p.send(randomBytes(200));
+    p.send(randomBytes(200));
     const err = await within(closed, 2000, 'the channel to close');
     expect(err).toBeInstanceOf(BridgeError);
     expect(err?.code).toBe(ErrorCode.PROTOCOL_ERROR);

@@ -91,4 +91,22 @@ describe('a hostile service', () => {
     expect(await exitOf(run)).toBe(7);
     expect(run.stderr()).not.toMatch(/\n\s+at /);
   });
+
+  it('63 malformed messages then a good one, over and over: a handful of warnings, then exit 8 (a window, not a run)', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        for (let round = 0; round < 20; round++) {
+          for (let i = 0; i < 63; i++) peer.sendRaw(Buffer.alloc(130, 7));
+          peer.send(PayloadType.Output, Buffer.alloc(0));
+        }
+      },
+    });
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(8);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines.length).toBeLessThanOrEqual(4);
+    expect(lines.at(-1)).toMatch(/^ssm-bridge: .*malformed messages within 10 s/);
+  });
 });
