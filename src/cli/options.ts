@@ -25,14 +25,55 @@ export function parseParameters(json: string | undefined): Record<string, string
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/;
 
-/** "600", "600s", "10m", "1500ms", "1h" → milliseconds; a bare number is seconds. */
+/** The longest delay a Node timer holds (2^31 − 1 ms, ~24.8 days); beyond it, it fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** "600", "600s", "10m", "1500ms", "1h" → milliseconds; a bare number is seconds. At most ~24 days. */
 export function parseDurationMs(text: string | number, option: string): number {
   const match = DURATION.exec(String(text).trim());
-  if (!match) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} must be a duration such as 600, 90s, 10m or 1h (got ${JSON.stringify(text)})`);
+  if (!match) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} must be a duration such as 600, 90s, 10m or 1h (got ${JSON.stringify(echo(String(text)))})`);
   const n = Number(match[1]);
   const unit = match[2] ?? 's';
   const factor = unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000;
-  return Math.round(n * factor);
+  const ms = Math.round(n * factor);
+  if (ms > MAX_TIMER_MS) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} is too long: at most 24 days (576h)`);
+  return ms;
+}
+
+/** User input echoed in a message, cut short: a 10 MB argument must not become a 10 MB error line. */
+export function echo(text: string, max = 80): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
+/** A target as StartSession takes it: 1–400 characters (SPEC §1). */
+export function checkTarget(target: string): string {
+  if (target.length < 1 || target.length > 400) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `the target must be 1 to 400 characters, such as i-0123456789abcdef0 (got ${JSON.stringify(echo(target))})`);
+  }
+  return target;
+}
+
+const REGION = /^[a-z]{2,}(-[a-z0-9]+)+-\d+$/;
+
+/**
+ * --region and --endpoint-url, checked before any AWS call: an empty --endpoint-url would silently mean the real
+ * AWS endpoint, and a malformed one or region failed later as a network error (exit 9 instead of 2).
+ */
+export function checkAwsOptions(options: { region?: string | undefined; endpointUrl?: string | undefined }): void {
+  if (options.region !== undefined && !REGION.test(options.region)) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--region must be a region name such as us-east-1 or eu-west-2 (got ${JSON.stringify(echo(options.region))})`);
+  }
+  if (options.endpointUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(options.endpointUrl);
+    } catch {
+      // reported below
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--endpoint-url must be a URL such as https://ssm.eu-west-1.amazonaws.com or the sandbox's http://127.0.0.1:PORT (got ${JSON.stringify(echo(options.endpointUrl))})`);
+    }
+  }
 }
 
 export function parsePort(value: unknown, option: string, allowZero: boolean): number {

@@ -3,6 +3,7 @@ import { PortForwarder, type LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { createSsmApi, type SsmApi } from '../session/index.js';
 import { logStatus, warnExposure } from './commands/common.js';
+import { checkAwsOptions, checkTarget } from './options.js';
 import { removeReadyFile, removeReadyFileSync, writeReadyFile, type ReadyTunnel } from './ready-file.js';
 import { runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
 import { startStatsReporter, type StatsReporter } from './stats.js';
@@ -111,6 +112,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   if (options.readyFile) await removeReadyFile(options.readyFile);
   const apis = new Map<string, Promise<SsmApi>>();
   const apiFor = (aws: AwsSettings): Promise<SsmApi> => {
+    checkAwsOptions(aws);
     const key = JSON.stringify([aws.region, aws.profile, aws.endpointUrl]);
     let api = apis.get(key);
     if (!api) {
@@ -124,6 +126,8 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   };
   const loggerFor = (request: TunnelRequest): PinoLogger => (named ? logger.child({ tunnel: request.name }) : logger);
   for (const request of requests) {
+    checkTarget(request.target);
+    checkAwsOptions(request.aws);
     warnExposure(loggerFor(request), { listenAddress: request.local.kind === 'tcp' ? request.local.address : undefined, endpointUrl: request.aws.endpointUrl, what: 'the forward' });
   }
 

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { chmod, lstat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import net from 'node:net';
 import { BridgeError, ErrorCode } from '../errors.js';
 
@@ -23,6 +25,10 @@ export function describeEndpoint(endpoint: LocalEndpoint): string {
  * shuts its write side can still read the reply. Errors are BridgeErrors with actionable messages.
  */
 export async function listenLocal(endpoint: LocalEndpoint, onConnection: (socket: net.Socket) => void): Promise<LocalListener> {
+  // sun_path holds 108 bytes with its NUL: a longer path is truncated by bind(), silently, into another file.
+  if (endpoint.kind === 'unix' && Buffer.byteLength(endpoint.path) > MAX_SOCKET_PATH_BYTES) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `the --local-socket path is ${Buffer.byteLength(endpoint.path)} bytes; unix sockets allow at most ${MAX_SOCKET_PATH_BYTES}: choose a shorter path`);
+  }
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection);
   if (endpoint.kind === 'unix') await removeStaleSocket(endpoint.path);
   await new Promise<void>((resolve, reject) => {
@@ -64,8 +70,18 @@ export async function listenLocal(endpoint: LocalEndpoint, onConnection: (socket
   };
 }
 
+/** Linux's sun_path is 108 bytes, one of them the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
 function listenError(err: NodeJS.ErrnoException, endpoint: LocalEndpoint): BridgeError {
   const where = describeEndpoint(endpoint);
+  // Node reports a missing directory as EACCES for a unix socket: look.
+  if (endpoint.kind === 'unix' && (err.code === 'ENOENT' || err.code === 'ENOTDIR' || !existsSync(dirname(endpoint.path)))) {
+    return new BridgeError(ErrorCode.INVALID_ARGUMENT, `the directory of ${where} does not exist; create it or choose another --local-socket`, { cause: err });
+  }
+  if (endpoint.kind === 'unix' && (err.code === 'EACCES' || err.code === 'EPERM')) {
+    return new BridgeError(ErrorCode.PORT_IN_USE, `permission denied to create ${where}; choose a directory you can write for --local-socket`, { cause: err });
+  }
   switch (err.code) {
     case 'EADDRINUSE':
       return new BridgeError(
@@ -101,5 +117,10 @@ async function removeStaleSocket(path: string): Promise<void> {
     probe.once('error', () => resolve(false));
   });
   if (inUse) throw new BridgeError(ErrorCode.PORT_IN_USE, `${path} is already in use by another process; choose another --local-socket`);
-  await unlink(path);
+  try {
+    await unlink(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    throw new BridgeError(ErrorCode.PORT_IN_USE, `${path} is a stale socket we may not remove (${code || (err as Error).message}); remove it or choose another --local-socket`, { cause: err });
+  }
 }

@@ -1,13 +1,14 @@
 import type { Logger as PinoLogger } from 'pino';
 import { createSsmApi, type SessionStatus, type SsmApi } from '../../session/index.js';
 import type { GlobalOptions } from '../main.js';
-import { parseDurationMs } from '../options.js';
+import { checkAwsOptions, parseDurationMs } from '../options.js';
 
 export async function apiFromArgs(args: GlobalOptions): Promise<SsmApi> {
+  checkAwsOptions(args);
   return createSsmApi({
     ...(args.region ? { region: args.region } : {}),
     ...(args.profile ? { profile: args.profile } : {}),
-    ...(args.endpointUrl ? { endpointUrl: args.endpointUrl } : {}),
+    ...(args.endpointUrl !== undefined ? { endpointUrl: args.endpointUrl } : {}),
   });
 }
 

@@ -50,7 +50,7 @@ export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise
         aws: {
           ...(args.region ? { region: args.region } : {}),
           ...(args.profile ? { profile: args.profile } : {}),
-          ...(args.endpointUrl ? { endpointUrl: args.endpointUrl } : {}),
+          ...(args.endpointUrl !== undefined ? { endpointUrl: args.endpointUrl } : {}),
         },
       },
     ],

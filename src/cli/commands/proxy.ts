@@ -1,7 +1,7 @@
 import type { Logger as PinoLogger } from 'pino';
 import { startStdioProxy } from '../../endpoints/index.js';
 import type { GlobalOptions } from '../main.js';
-import { parseParameters, parsePort } from '../options.js';
+import { checkTarget, parseParameters, parsePort } from '../options.js';
 import { apiFromArgs, logStatus, onStopSignals, resumeTimeoutFromArgs, warnExposure } from './common.js';
 
 export interface ProxyArgs extends GlobalOptions {
@@ -16,6 +16,7 @@ export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<voi
   const parameters = parseParameters(args.parameters);
   const port = parsePort(args.port, '--port', false);
   const resumeTimeoutMs = resumeTimeoutFromArgs(args);
+  checkTarget(args.target);
   warnExposure(logger, { endpointUrl: args.endpointUrl });
   const api = await apiFromArgs(args);
   const proxy = await startStdioProxy({

@@ -35,7 +35,7 @@ export async function runUp(args: UpArgs, logger: PinoLogger): Promise<void> {
       ...(t.parameters ? { parameters: t.parameters } : {}),
       ...(t.reason ? { reason: t.reason } : {}),
       local: t.local,
-      aws: { ...(region ? { region } : {}), ...(profile ? { profile } : {}), ...(endpointUrl ? { endpointUrl } : {}) },
+      aws: { ...(region ? { region } : {}), ...(profile ? { profile } : {}), ...(endpointUrl !== undefined ? { endpointUrl } : {}) },
     };
   });
   logger.debug({ event: 'tunnels-file', path: args.file, tunnels: requests.map((r) => r.name) }, 'read the tunnels file');
