@@ -284,9 +284,20 @@ export class ReliableChannel extends EventEmitter {
    */
   async whenAcknowledged(timeoutMs: number, options: { acrossReconnects?: boolean } = {}): Promise<boolean> {
     const acrossReconnects = options.acrossReconnects ?? false;
-    // Bytes still in `data`'s writable buffer become messages first.
-    if (this.data.writableLength > 0 && this.data.writable) await new Promise<void>((resolve) => this.data.write(Buffer.alloc(0), () => resolve()));
+    const deadline = Date.now() + timeoutMs;
+    // Bytes still in `data`'s writable buffer become messages first: bounded too, since with the window full
+    // (a peer that withholds its acks) that write waits for acks that may never come.
+    if (this.data.writableLength > 0 && this.data.writable) {
+      let timer: NodeJS.Timeout | undefined;
+      const flushed = await Promise.race([
+        new Promise<boolean>((resolve) => this.data.write(Buffer.alloc(0), () => resolve(true))),
+        new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+      ]);
+      clearTimeout(timer);
+      if (!flushed) return false;
+    }
     if (this.allAcknowledged) return true;
+    timeoutMs = Math.max(0, deadline - Date.now());
     if (this.state === 'closed' || (this.state !== 'attached' && !acrossReconnects)) return false;
     return new Promise<boolean>((resolve) => {
       const settle = (acknowledged: boolean): void => {

@@ -96,7 +96,8 @@ export class BridgeSession extends EventEmitter {
       handshake.catch(() => {});
       channel.close();
       transport?.close();
-      await options.api.terminateSession(credentials.sessionId).catch(() => {});
+      // Bounded like every call on the way out: a dead network must not hold the failure's report.
+      await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (signal) => options.api.terminateSession(credentials.sessionId, { signal })).catch(() => {});
       throw err;
     }
   }

@@ -109,4 +109,69 @@ describe('a hostile service', () => {
     expect(lines.length).toBeLessThanOrEqual(4);
     expect(lines.at(-1)).toMatch(/^ssm-bridge: .*malformed messages within 10 s/);
   });
+
+  it('forward with a stream-mode document and a client that connected during the start: exit 2, no hang', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    service = await startHostileService({
+      async onConnection(peer) {
+        await held; // the client connects to the listener while the session is still starting
+        await peer.handshake({ portNumber: '22' });
+      },
+    });
+    const port = await freePort();
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '22', '--local-port', String(port), '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    await connectWhenBound(port);
+    release();
+    expect(await exitOf(run)).toBe(2);
+  });
+
+  it('a local client that resets its connection while the session starts: no crash', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    service = await startHostileService({
+      async onConnection(peer) {
+        await held;
+        await peer.handshake(LPF);
+      },
+    });
+    const port = await freePort();
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-port', String(port), '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    const socket = await connectWhenBound(port);
+    socket.resetAndDestroy();
+    await new Promise((r) => setTimeout(r, 200));
+    release();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(run.child.exitCode).toBeNull();
+    expect(run.stderr()).not.toMatch(/\n\s+at |unexpected error/);
+  });
 });
+
+/** A port free right now on 127.0.0.1 (the listener binds it before the session starts). */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+/** Connect once the CLI has bound the port (bounded). */
+async function connectWhenBound(port: number): Promise<net.Socket> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const socket = await new Promise<net.Socket | undefined>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => resolve(s));
+      s.once('error', () => resolve(undefined));
+    });
+    if (socket) {
+      socket.on('error', () => {});
+      return socket;
+    }
+    if (Date.now() > deadline) throw new Error(`nothing listened on ${port} within 10 s`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

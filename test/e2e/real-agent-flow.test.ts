@@ -219,6 +219,30 @@ describe('pause_publication', () => {
   }, 30_000);
 });
 
+describe('one signal ends it, whatever the service holds', () => {
+  it('SIGTERM while the service withholds its acks and data is queued: TerminateSession, exit within 5 s', async () => {
+    const before = await sessionIds(unpaced.sandbox.endpoint);
+    const { run, port: local } = await startForward([TARGET, '--remote-port', '10', '--endpoint-url', unpaced.sandbox.endpoint]);
+    const session = (await within(waitForSession(unpaced.sandbox.endpoint, before), 5_000, 'the session')).sessionId;
+    expect((await fetch(`${unpaced.sandbox.endpoint}/_sandbox/sessions/${session}/withhold-acks`, { method: 'POST', body: JSON.stringify({ ms: 120_000 }) })).status).toBe(202);
+    const socket = net.connect({ host: '127.0.0.1', port: local });
+    socket.on('error', () => {});
+    socket.write(`${64 * MiB}\n`);
+    for (let i = 0; i < 64; i++) socket.write(randomBytes(64 * 1024));
+    await new Promise((r) => setTimeout(r, 1_000));
+    const signalledAt = Date.now();
+    run.child.kill('SIGTERM');
+    const exit = await within(run.exited, 10_000, 'forward to exit after SIGTERM').catch((err: Error) => {
+      console.log(run.stderr());
+      throw err;
+    });
+    expect(exit).toBe(0);
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    expect((await sandboxSession(unpaced.sandbox.endpoint, session)).state).toBe('terminated');
+    socket.destroy();
+  }, 30_000);
+});
+
 /** The 64 hex characters the sink answers with. */
 function digestReply(socket: net.Socket): Promise<string> {
   return new Promise((resolve) => {
