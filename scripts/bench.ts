@@ -74,6 +74,8 @@ interface RowResult {
   /** median / ceiling median. */
   ceilingRatio?: number;
   error?: string;
+  /** Why the row did not run (not a failure). */
+  skipped?: string;
 }
 
 function format(value: number): string {
@@ -89,10 +91,10 @@ function printTable(results: RowResult[]): void {
   const lines = results.map((r) => [
     r.group,
     r.name,
-    r.error ? 'FAILED' : format(r.median),
+    r.skipped !== undefined ? 'skipped' : r.error ? 'FAILED' : format(r.median),
     r.unit,
-    r.error ? r.error.slice(0, 60) : `${format(r.min)}–${format(r.max)}`,
-    r.error ? '' : `${(r.spread * 100).toFixed(1)}%`,
+    r.skipped !== undefined ? r.skipped.slice(0, 60) : r.error ? r.error.slice(0, 60) : `${format(r.min)}–${format(r.max)}`,
+    r.skipped !== undefined || r.error ? '' : `${(r.spread * 100).toFixed(1)}%`,
     r.ceilingRatio === undefined ? '' : `${(r.ceilingRatio * 100).toFixed(0)}% of ${r.ceiling}`,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
@@ -128,10 +130,17 @@ async function main(): Promise<void> {
 
   const samples = new Map<string, number[]>(rows.map((r) => [rowId(r), []]));
   const errors = new Map<string, string>();
+  const skipped = new Map<string, string>();
+  for (const r of rows) {
+    const reason = r.skip?.();
+    if (reason === undefined) continue;
+    skipped.set(rowId(r), reason);
+    console.log(`  skipped  ${rowId(r).padEnd(48)} ${reason}`);
+  }
   for (let run = 1; run <= options.runs; run++) {
     for (const r of rows) {
       const id = rowId(r);
-      if (errors.has(id)) continue;
+      if (errors.has(id) || skipped.has(id)) continue;
       try {
         const value = await r.run();
         if (!Number.isFinite(value)) throw new Error(`not a number: ${value}`);
@@ -155,6 +164,8 @@ async function main(): Promise<void> {
     if (r.note !== undefined) result.note = r.note;
     const error = errors.get(id);
     if (error !== undefined) result.error = error;
+    const skip = skipped.get(id);
+    if (skip !== undefined) result.skipped = skip;
     return result;
   });
   for (const result of results) {

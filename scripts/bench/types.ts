@@ -15,6 +15,8 @@ export interface BenchRow {
   ceiling?: string;
   /** One line for the report: what exactly is measured. */
   note?: string;
+  /** Why the row cannot run on this machine (e.g. an optional external binary is not configured), or undefined. */
+  skip?(): string | undefined;
 }
 
 export function rowId(row: Pick<BenchRow, 'group' | 'name'>): string {

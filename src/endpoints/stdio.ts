@@ -1,11 +1,11 @@
 import type { Readable, Writable } from 'node:stream';
-import { coalesceWrites } from '../coalesce-writes.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { smuxKeepAliveFor } from '../protocol/index.js';
 import { smuxFailure } from './smux-failure.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
+import { copyInBatches } from './copy-in-batches.js';
 import { waitAtMost } from './wait-at-most.js';
 
 export interface StdioProxyOptions {
@@ -78,8 +78,7 @@ export interface StdioProxy {
 export async function startStdioProxy(options: StdioProxyOptions): Promise<StdioProxy> {
   const logger = options.logger ?? silentLogger;
   const input = options.input ?? process.stdin;
-  // Payloads arrive ≤ 1 KiB at a time and stdout writes are synchronous syscalls on a pipe: batch them per tick.
-  const output = coalesceWrites(options.output ?? process.stdout);
+  const output = options.output ?? process.stdout;
   const session = await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger });
   if (options.onStatus) session.on('status', options.onStatus);
 
@@ -130,7 +129,8 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   };
 
   input.pipe(remote, { end: false });
-  remote.pipe(output, { end: false });
+  // Payloads arrive ≤ 1 KiB at a time, dozens per tick: they leave for the output one batch per write.
+  const stopOutput = copyInBatches(remote, output);
   let remoteSentData = false;
   remote.once('data', () => (remoteSentData = true));
   input.once('end', () => void stop());
@@ -147,7 +147,7 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
     input.unpipe(remote);
     // The bytes that arrived before the end are still on their way to stdout: let them out first.
     await drained(remote, output, OUTPUT_DRAIN_TIMEOUT_MS);
-    remote.unpipe(output);
+    stopOutput();
     if (input !== process.stdin) return classify(err, remoteEndedFirst);
     // stdin may keep the event loop alive; we are done reading.
     process.stdin.pause();
