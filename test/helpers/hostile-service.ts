@@ -2,18 +2,8 @@ import http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  decodeAgentMessage,
-  encodeAcknowledge,
-  encodeAgentMessage,
-  encodeHandshakeComplete,
-  encodeHandshakeRequest,
-  MessageFlags,
-  MessageType,
-  PayloadType,
-  SCHEMA_VERSION,
-  type AgentMessage,
-} from '../../src/protocol/index.js';
+import { decodeAgentMessage, encodeHandshakeComplete, encodeHandshakeRequest, MessageType, PayloadType, type AgentMessage } from '../../src/protocol/index.js';
+import { ackFrame, streamFrame } from './agent-frames.js';
 
 /*
  * A scripted SSM API and data channel that can send anything at any stage: the hostile-service fixture. It
@@ -112,18 +102,7 @@ function makePeer(ws: WebSocket): HostilePeer {
     }
     received.push(msg);
     if (msg.messageType === MessageType.InputStreamData) {
-      ws.send(
-        encodeAgentMessage({
-          messageType: MessageType.Acknowledge,
-          schemaVersion: SCHEMA_VERSION,
-          createdDate: Date.now(),
-          sequenceNumber: 0,
-          flags: MessageFlags.Ack,
-          messageId: randomUUID(),
-          payloadType: 0,
-          payload: encodeAcknowledge({ AcknowledgedMessageType: msg.messageType, AcknowledgedMessageId: msg.messageId, AcknowledgedMessageSequenceNumber: msg.sequenceNumber, IsSequentialMessage: true }),
-        }),
-      );
+      ws.send(ackFrame(msg));
       for (const w of waiters.splice(0)) w(msg);
     }
   });
@@ -131,19 +110,7 @@ function makePeer(ws: WebSocket): HostilePeer {
     ws,
     received,
     send(payloadType, payload) {
-      const seq = sequence++;
-      ws.send(
-        encodeAgentMessage({
-          messageType: MessageType.OutputStreamData,
-          schemaVersion: SCHEMA_VERSION,
-          createdDate: Date.now(),
-          sequenceNumber: seq,
-          flags: seq === 0 ? MessageFlags.Syn : MessageFlags.Data,
-          messageId: randomUUID(),
-          payloadType,
-          payload,
-        }),
-      );
+      ws.send(streamFrame(MessageType.OutputStreamData, sequence++, payloadType, payload));
     },
     sendRaw(frame) {
       ws.send(frame);

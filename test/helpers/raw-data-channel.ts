@@ -2,20 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { SSMClient, StartSessionCommand } from '@aws-sdk/client-ssm';
 import WebSocket from 'ws';
 import { SANDBOX_CREDENTIALS } from '../../src/sandbox/credentials.js';
-import {
-  decodeAcknowledge,
-  decodeAgentMessage,
-  decodeChannelClosed,
-  encodeAcknowledge,
-  encodeAgentMessage,
-  encodeHandshakeResponse,
-  encodeOpenDataChannelInput,
-  MessageFlags,
-  MessageType,
-  PayloadType,
-  SCHEMA_VERSION,
-  type AgentMessage,
-} from '../../src/protocol/index.js';
+import { decodeAcknowledge, decodeAgentMessage, decodeChannelClosed, encodeHandshakeResponse, encodeOpenDataChannelInput, MessageType, PayloadType, type AgentMessage } from '../../src/protocol/index.js';
+import { ackFrame, streamFrame } from './agent-frames.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -102,18 +90,7 @@ export class RawDataChannel {
   /** Send one input_stream_data message; returns its sequence number. `sequenceNumber` resends an old one. */
   send(payloadType: number, payload: Buffer, sequenceNumber?: number): number {
     const seq = sequenceNumber ?? this.nextSequence++;
-    this.ws.send(
-      encodeAgentMessage({
-        messageType: MessageType.InputStreamData,
-        schemaVersion: SCHEMA_VERSION,
-        createdDate: Date.now(),
-        sequenceNumber: seq,
-        flags: MessageFlags.Data,
-        messageId: randomUUID(),
-        payloadType,
-        payload,
-      }),
-    );
+    this.ws.send(streamFrame(MessageType.InputStreamData, seq, payloadType, payload));
     return seq;
   }
 
@@ -124,18 +101,7 @@ export class RawDataChannel {
 
   /** Acknowledge a received message by hand (e.g. a duplicate the official policy does not ack). */
   ack(msg: AgentMessage): void {
-    this.ws.send(
-      encodeAgentMessage({
-        messageType: MessageType.Acknowledge,
-        schemaVersion: SCHEMA_VERSION,
-        createdDate: Date.now(),
-        sequenceNumber: 0,
-        flags: MessageFlags.Ack,
-        messageId: randomUUID(),
-        payloadType: 0,
-        payload: encodeAcknowledge({ AcknowledgedMessageType: msg.messageType, AcknowledgedMessageId: msg.messageId, AcknowledgedMessageSequenceNumber: msg.sequenceNumber, IsSequentialMessage: true }),
-      }),
-    );
+    this.ws.send(ackFrame(msg));
   }
 
   /** Stream messages received with this sequence number (more than one: resends). */

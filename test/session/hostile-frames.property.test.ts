@@ -1,18 +1,10 @@
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReliableChannel, WebSocketTransport } from '../../src/channel/index.js';
-import {
-  encodeAgentMessage,
-  encodeHandshakeComplete,
-  encodeHandshakeRequest,
-  MessageFlags,
-  MessageType,
-  PayloadType,
-  SCHEMA_VERSION,
-} from '../../src/protocol/index.js';
+import { encodeHandshakeComplete, encodeHandshakeRequest, MessageType, PayloadType } from '../../src/protocol/index.js';
+import { streamFrame } from '../helpers/agent-frames.js';
 import { performClientHandshake } from '../../src/session/handshake.js';
 import { encodeFrame, SmuxCommand } from '../../src/smux/frame.js';
 import { SmuxSession } from '../../src/smux/index.js';
@@ -45,16 +37,7 @@ afterAll(async () => {
 });
 
 function agentMessage(seq: number, payloadType: number, payload: Buffer): Buffer {
-  return encodeAgentMessage({
-    messageType: MessageType.OutputStreamData,
-    schemaVersion: SCHEMA_VERSION,
-    createdDate: Date.now(),
-    sequenceNumber: seq,
-    flags: seq === 0 ? MessageFlags.Syn : MessageFlags.Data,
-    messageId: randomUUID(),
-    payloadType,
-    payload,
-  });
+  return streamFrame(MessageType.OutputStreamData, seq, payloadType, payload);
 }
 
 const HANDSHAKE_REQUEST = agentMessage(0, PayloadType.HandshakeRequest, encodeHandshakeRequest({ AgentVersion: '3.3.2746.0', RequestedClientActions: [{ ActionType: 'SessionType', ActionParameters: { SessionType: 'Port', Properties: { portNumber: '80', type: 'LocalPortForwarding' } } }] }));
