@@ -278,6 +278,17 @@ describe('garbage from the peer', () => {
     expect(p.channel.isClosed).toBe(false);
   });
 
+  it('bounds the reorder buffer in bytes: far-future messages of 1 MiB each are not all kept', async () => {
+    const p = await rawPeer({ maxReorderBytes: 4 * 1024 * 1024 });
+    // Message 0 never comes; 1..40 carry 1 MiB each (payloads above the 1 KiB the agent sends, which a hostile peer may do).
+    for (let seq = 1; seq <= 40; seq++) p.send(output(seq, Buffer.alloc(1024 * 1024, seq)));
+    await waitFor(() => p.channel.stats.outOfOrderReceived + p.channel.stats.droppedReorderFull === 40, 10_000, '40 early messages handled');
+    expect(p.channel.stats.outOfOrderReceived).toBe(4);
+    expect(p.channel.stats.droppedReorderFull).toBe(36);
+    // Only the kept ones were acknowledged: the rest come again by resend.
+    expect(p.acks()).toHaveLength(4);
+  });
+
   it('garbage spread wider than the window is tolerated', async () => {
     const p = await rawPeer({ maxMalformed: 16, malformedWindowMs: 200 });
     let malformed = 0;
