@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { PayloadType } from '../../src/protocol/index.js';
+import { encodeHandshakeRequest, PayloadType } from '../../src/protocol/index.js';
 import { encodeFrame, SmuxCommand } from '../../src/smux/frame.js';
 import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
@@ -145,6 +145,26 @@ describe('a hostile service', () => {
     release();
     await new Promise((r) => setTimeout(r, 500));
     expect(run.child.exitCode).toBeNull();
+    expect(run.stderr()).not.toMatch(/\n\s+at |unexpected error/);
+  });
+
+  it('a malformed WebSocket frame while the client closes after a failed handshake: exit 8, no crash', async () => {
+    service = await startHostileService({
+      onConnection(peer) {
+        // A session type ssm-bridge refuses: the client fails the handshake and closes; garbage follows.
+        peer.send(PayloadType.HandshakeRequest, encodeHandshakeRequest({ AgentVersion: '3.3.2746.0', RequestedClientActions: [{ ActionType: 'SessionType', ActionParameters: { SessionType: 'InteractiveCommands', Properties: {} } }] }));
+        const socket = (peer.ws as unknown as { _socket: net.Socket })._socket;
+        const garbage = setInterval(() => {
+          if (socket.destroyed) clearInterval(garbage);
+          else socket.write(Buffer.from([0xff, 0x85, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+        }, 2);
+        setTimeout(() => clearInterval(garbage), 3_000).unref();
+      },
+    });
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(8);
+    expect(run.stderr()).toMatch(/^ssm-bridge: handshake failed: ssm-bridge supports Port sessions only/m);
     expect(run.stderr()).not.toMatch(/\n\s+at |unexpected error/);
   });
 });
