@@ -229,6 +229,7 @@ export class BridgeSession extends EventEmitter {
     if (this.state === 'closed') return;
     this.setState('closed');
     this.resumeAbort.abort();
+    if (this.stableTimer) clearTimeout(this.stableTimer);
     this.channel.off('close', this.onChannelClose);
     const error = this.dataLost(reason) ?? reason;
     // A session the service ended (channel_closed, the agent's TerminateSession flag, no token to resume) ends
