@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
 import { pino, type Logger as PinoLogger } from 'pino';
+import { printable } from './printable.js';
 
 export type LogFormat = 'json' | 'pretty';
 
@@ -18,9 +19,10 @@ function prettyStderr(): Writable {
           const { level, time, msg, pid: _pid, hostname: _host, ...rest } = JSON.parse(line) as Record<string, unknown>;
           const clock = new Date(time as number).toISOString().slice(11, 23);
           const extras = Object.entries(rest)
-            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? printable(v) : JSON.stringify(v)}`)
             .join(' ');
-          process.stderr.write(`${clock} ${LEVEL_NAMES[level as number] ?? level} ${msg ?? ''}${extras ? ` ${extras}` : ''}\n`);
+          // Values may come from the service (a close reason, an error message): inert on the terminal.
+          process.stderr.write(`${clock} ${LEVEL_NAMES[level as number] ?? level} ${printable(String(msg ?? ''))}${extras ? ` ${extras}` : ''}\n`);
         } catch {
           process.stderr.write(`${line}\n`);
         }

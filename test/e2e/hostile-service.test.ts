@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeHandshakeRequest, PayloadType } from '../../src/protocol/index.js';
+import { encodeAgentMessage, encodeHandshakeRequest, MessageFlags, MessageType, PayloadType, SCHEMA_VERSION } from '../../src/protocol/index.js';
 import { encodeFrame, SmuxCommand } from '../../src/smux/frame.js';
 import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
@@ -167,6 +167,29 @@ describe('a hostile service', () => {
     expect(run.stderr()).toMatch(/^ssm-bridge: handshake failed: ssm-bridge supports Port sessions only/m);
     expect(run.stderr()).not.toMatch(/\n\s+at |unexpected error/);
   });
+
+  it('control characters the service puts in a close reason or channel_closed reach the terminal escaped', async () => {
+    service = await startHostileService({
+      async onConnection(peer, index) {
+        // The first connection handshakes, then closes with a hostile reason; the resumed one (no new handshake)
+        // ends the session with a hostile Output.
+        if (index === 0) {
+          await peer.handshake(LPF);
+          setTimeout(() => peer.ws.close(4000, '\u001b[2Jforged\u0007'), 100);
+        } else
+          setTimeout(() => {
+            const payload = Buffer.from(JSON.stringify({ MessageId: '00000000-0000-4000-8000-000000000000', CreatedDate: new Date().toISOString(), DestinationId: 'i-1', SessionId: 'hostile-1', MessageType: 'channel_closed', SchemaVersion: 1, Output: 'bye\u001b]0;owned\u0007\nssm-bridge: all good' }));
+            peer.sendRaw(channelClosed(payload));
+          }, 100);
+      },
+    });
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--log-level', 'info']);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(6);
+    expect(run.stderr()).not.toMatch(/[\u001b\u0007]/);
+    expect(run.stderr()).toMatch(/\\x1b\[2Jforged\\x07/);
+    expect(run.stderr()).toMatch(/bye\\x1b\]0;owned\\x07\\x0assm-bridge: all good/);
+  });
 });
 
 /** A port free right now on 127.0.0.1 (the listener binds it before the session starts). */
@@ -194,4 +217,8 @@ async function connectWhenBound(port: number): Promise<net.Socket> {
     if (Date.now() > deadline) throw new Error(`nothing listened on ${port} within 10 s`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+function channelClosed(payload: Buffer): Buffer {
+  return encodeAgentMessage({ messageType: MessageType.ChannelClosed, schemaVersion: SCHEMA_VERSION, createdDate: Date.now(), sequenceNumber: 0, flags: MessageFlags.Ack, messageId: '00000000-0000-4000-8000-000000000000', payloadType: PayloadType.Output, payload });
 }
