@@ -211,6 +211,22 @@ export class BridgeSession extends EventEmitter {
     this.finish(reason);
   }
 
+  /**
+   * We give the session up (resume disabled or failed): it would otherwise stay open on the service until its
+   * idle timeout. TerminateSession first (bounded), then the session closes with `error`.
+   */
+  private async abandon(error: BridgeError): Promise<void> {
+    if (this.state === 'closed' || this.state === 'closing') return;
+    this.setState('closing');
+    this.resumeAbort.abort();
+    try {
+      await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (signal) => this.api.terminateSession(this.sessionId, { signal }));
+    } catch (err) {
+      this.logger.debug({ err: (err as Error).message }, 'TerminateSession after giving up failed');
+    }
+    this.finish(error);
+  }
+
   private setState(next: SessionState): void {
     switch (next) {
       case 'open':
@@ -317,7 +333,7 @@ export class BridgeSession extends EventEmitter {
     const resumeTimeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
     this.emitStatus({ type: 'disconnected', sessionId: this.sessionId, reason: `WebSocket closed (${code}${reason ? ` ${reason}` : ''})` });
     if (resumeTimeoutMs <= 0) {
-      this.finish(new BridgeError(ErrorCode.RESUME_FAILED, 'the connection to the service dropped and resume is disabled (--resume-timeout 0)'));
+      void this.abandon(new BridgeError(ErrorCode.RESUME_FAILED, 'the connection to the service dropped and resume is disabled (--resume-timeout 0)'));
       return;
     }
     this.setState('resuming');
@@ -402,7 +418,7 @@ export class BridgeSession extends EventEmitter {
       }
     }
     const last = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-    this.finish(new BridgeError(ErrorCode.RESUME_FAILED, `could not resume session ${this.sessionId} within ${Math.round(resumeTimeoutMs / 1000)} s${last}`, { cause: lastError }));
+    await this.abandon(new BridgeError(ErrorCode.RESUME_FAILED, `could not resume session ${this.sessionId} within ${Math.round(resumeTimeoutMs / 1000)} s${last}`, { cause: lastError }));
   }
 }
 

@@ -90,6 +90,24 @@ describe('a hostile service', () => {
     runs.push(run);
     expect(await exitOf(run)).toBe(7);
     expect(run.stderr()).not.toMatch(/\n\s+at /);
+    // Given up: terminated on the service too, not left open until its idle timeout.
+    expect(service.calls.at(-1)).toBe('TerminateSession');
+  });
+
+  it.each([
+    ['forward', ['forward', 'i-0123456789abcdef0', '--remote-port', '80']],
+    ['proxy', ['proxy', 'i-0123456789abcdef0', '--document-name', 'AWS-StartPortForwardingSession', '--parameters', '{"portNumber":["80"]}']],
+  ])('%s with resume disabled: a drop ends it with exit 7 after TerminateSession', async (_name, args) => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        setTimeout(() => peer.ws.terminate(), 300);
+      },
+    });
+    const run = runCli([...args, '--endpoint-url', service.endpoint, '--resume-timeout', '0'], { stdin: 'pipe' });
+    runs.push(run);
+    expect(await exitOf(run)).toBe(7);
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
   });
 
   it('63 malformed messages then a good one, over and over: a handful of warnings, then exit 8 (a window, not a run)', async () => {
