@@ -3,8 +3,9 @@ import { createSsmApi, type SessionStatus, type SsmApi } from '../../session/ind
 import type { GlobalOptions } from '../main.js';
 import { parseDurationMs } from '../options.js';
 
-export async function apiFromArgs(args: GlobalOptions): Promise<SsmApi> {
+export async function apiFromArgs(args: GlobalOptions, logger: PinoLogger): Promise<SsmApi> {
   return createSsmApi({
+    logger,
     ...(args.region ? { region: args.region } : {}),
     ...(args.profile ? { profile: args.profile } : {}),
     ...(args.endpointUrl ? { endpointUrl: args.endpointUrl } : {}),

@@ -16,7 +16,7 @@ export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<voi
   const parameters = parseParameters(args.parameters);
   const port = parsePort(args.port, '--port', false);
   const resumeTimeoutMs = resumeTimeoutFromArgs(args);
-  const api = await apiFromArgs(args);
+  const api = await apiFromArgs(args, logger);
   const proxy = await startStdioProxy({
     api,
     target: args.target,
