@@ -8,40 +8,12 @@ import { analyzeMetafile, build } from 'esbuild';
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { lazyDefaultExports } from './bundle-shared.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = resolve(root, 'dist/bin');
 const entry = resolve(outdir, 'ssm-bridge.mjs');
 const { version } = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8'));
-
-/*
- * string-width (yargs's help layout: three copies, of two versions) builds a RegExp of every emoji and an
- * Intl.Segmenter as its module loads: ~60 ms on every start, whether help is shown or not. Its importers get
- * instead a stand-in whose default export loads the real module on its first call (esbuild initializes a
- * require()d ES module lazily). Only for modules whose one export is a default function.
- */
-const LAZY_DEFAULT_EXPORTS = new Set(['string-width']);
-const lazyDefaultExports = {
-  name: 'lazy-default-exports',
-  setup(b) {
-    b.onResolve({ filter: /^[\w@][\w@/.-]*$/ }, async (args) => {
-      if (!LAZY_DEFAULT_EXPORTS.has(args.path) || args.pluginData?.real) return undefined;
-      const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { real: true } });
-      if (real.errors.length > 0) return { errors: real.errors };
-      return { path: real.path, namespace: 'lazy-default-export' };
-    });
-    b.onLoad({ filter: /.*/, namespace: 'lazy-default-export' }, (args) => ({
-      resolveDir: dirname(args.path),
-      contents: [
-        'let real;',
-        'export default function lazyDefaultExport(...args) {',
-        `  real ??= require(${JSON.stringify(args.path)}).default;`,
-        '  return real(...args);',
-        '}',
-      ].join('\n'),
-    }));
-  },
-};
 
 rmSync(outdir, { recursive: true, force: true }); // chunk names carry hashes: no stale ones
 const result = await build({

@@ -116,7 +116,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
     const key = JSON.stringify([aws.region, aws.profile, aws.endpointUrl]);
     let api = apis.get(key);
     if (!api) {
-      api = createSsmApi({ ...(aws.region ? { region: aws.region } : {}), ...(aws.profile ? { profile: aws.profile } : {}), ...(aws.endpointUrl ? { endpointUrl: aws.endpointUrl } : {}) });
+      api = createSsmApi({ ...(aws.region ? { region: aws.region } : {}), ...(aws.profile ? { profile: aws.profile } : {}), ...(aws.endpointUrl ? { endpointUrl: aws.endpointUrl } : {}), logger });
       apis.set(key, api);
     }
     return api;

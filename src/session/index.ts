@@ -1,4 +1,5 @@
 export * from './ssm-api.js';
+export * from './aws-config.js';
 export * from './data-channel.js';
 export * from './handshake.js';
 export * from './status.js';

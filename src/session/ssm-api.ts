@@ -1,4 +1,6 @@
 import { BridgeError, ErrorCode } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
+import { resolveAwsConfig } from './aws-config.js';
 
 /** Where and as whom to call the SSM API. Everything optional follows the AWS SDK's default chains. */
 export interface AwsOptions {
@@ -8,6 +10,31 @@ export interface AwsOptions {
   endpointUrl?: string;
   /** Fixed credentials (library use, tests); by default the SDK's provider chain, refreshed as they expire. */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Where the AWS SDK's warnings go, each as one record. */
+  logger?: Logger;
+}
+
+const oneLine = (text: string): string => text.replace(/\s+/g, ' ').trim();
+
+/**
+ * The AWS SDK's logger: its messages are several lines of prose; ours are one line. The one warning it gives
+ * (a profile and static keys both in the environment) is said in our words, once.
+ */
+function sdkLogger(logger: Logger) {
+  return {
+    trace: (...args: unknown[]) => logger.debug({ event: 'aws-sdk' }, oneLine(args.map(String).join(' '))),
+    debug: (...args: unknown[]) => logger.debug({ event: 'aws-sdk' }, oneLine(args.map(String).join(' '))),
+    info: (...args: unknown[]) => logger.debug({ event: 'aws-sdk' }, oneLine(args.map(String).join(' '))),
+    warn: (...args: unknown[]) => {
+      const text = oneLine(args.map(String).join(' '));
+      if (/Multiple credential sources/i.test(text)) {
+        logger.warn({ event: 'aws-credential-sources' }, 'both a profile (AWS_PROFILE or --profile) and AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are set; using the profile');
+      } else {
+        logger.warn({ event: 'aws-sdk' }, text);
+      }
+    },
+    error: (...args: unknown[]) => logger.error({ event: 'aws-sdk' }, oneLine(args.map(String).join(' '))),
+  };
 }
 
 export interface StartSessionInput {
@@ -125,7 +152,7 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
     return new BridgeError(ErrorCode.CREDENTIALS, `AWS credentials were missing, expired or rejected (${message}); log in again (e.g. aws sso login) or pass --profile`, { cause: err });
   }
   if (/region is missing/i.test(message)) {
-    return new BridgeError(ErrorCode.INVALID_ARGUMENT, 'no AWS region configured; pass --region or set AWS_REGION', { cause: err });
+    return new BridgeError(ErrorCode.INVALID_ARGUMENT, 'no AWS region configured; pass --region, set AWS_REGION or give the profile a region', { cause: err });
   }
   // Throttling, 5xx and network failures: worth retrying.
   return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${name ? `${name}: ` : ''}${message}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
@@ -150,13 +177,15 @@ export function preloadAwsSdk(): Promise<typeof import('./aws-sdk.js')> {
  * and `ssm-bridge --help` or the sandbox never need it.
  */
 export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
+  const { region, endpointUrl } = resolveAwsConfig(options);
   const { SSMClient, StartSessionCommand, ResumeSessionCommand, TerminateSessionCommand, fromNodeProviderChain } = await preloadAwsSdk();
+  const logger = sdkLogger(options.logger ?? silentLogger);
   const client = new SSMClient({
-    ...(options.region ? { region: options.region } : {}),
+    ...(region ? { region } : {}),
     ...(options.profile ? { profile: options.profile } : {}),
-    ...(options.endpointUrl ? { endpoint: options.endpointUrl } : {}),
+    ...(endpointUrl ? { endpoint: endpointUrl } : {}),
     // Re-resolved on expiry by the SDK: each ResumeSession call signs with fresh credentials.
-    credentials: options.credentials ?? fromNodeProviderChain(options.profile ? { profile: options.profile } : {}),
+    credentials: options.credentials ?? fromNodeProviderChain({ ...(options.profile ? { profile: options.profile } : {}), logger }),
     maxAttempts: 2,
   });
   return {

@@ -3,9 +3,10 @@ import { createSsmApi, type SessionStatus, type SsmApi } from '../../session/ind
 import type { GlobalOptions } from '../main.js';
 import { checkAwsOptions, parseDurationMs } from '../options.js';
 
-export async function apiFromArgs(args: GlobalOptions): Promise<SsmApi> {
+export async function apiFromArgs(args: GlobalOptions, logger: PinoLogger): Promise<SsmApi> {
   checkAwsOptions(args);
   return createSsmApi({
+    logger,
     ...(args.region ? { region: args.region } : {}),
     ...(args.profile ? { profile: args.profile } : {}),
     ...(args.endpointUrl !== undefined ? { endpointUrl: args.endpointUrl } : {}),

@@ -18,7 +18,7 @@ export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<voi
   const resumeTimeoutMs = resumeTimeoutFromArgs(args);
   checkTarget(args.target);
   warnExposure(logger, { endpointUrl: args.endpointUrl });
-  const api = await apiFromArgs(args);
+  const api = await apiFromArgs(args, logger);
   const proxy = await startStdioProxy({
     api,
     target: args.target,
