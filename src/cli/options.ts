@@ -56,23 +56,16 @@ export function checkTarget(target: string): string {
 const REGION = /^[a-z]{2,}(-[a-z0-9]+)+-\d+$/;
 
 /**
- * --region and --endpoint-url, checked before any AWS call: an empty --endpoint-url would silently mean the real
- * AWS endpoint, and a malformed one or region failed later as a network error (exit 9 instead of 2).
+ * --region and an empty --endpoint-url, checked before any AWS call: empty would silently mean the real AWS
+ * endpoint, and a malformed region failed later as a network error (exit 9 instead of 2).
  */
 export function checkAwsOptions(options: { region?: string | undefined; endpointUrl?: string | undefined }): void {
   if (options.region !== undefined && !REGION.test(options.region)) {
     throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--region must be a region name such as us-east-1 or eu-west-2 (got ${JSON.stringify(echo(options.region))})`);
   }
-  if (options.endpointUrl !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(options.endpointUrl);
-    } catch {
-      // reported below
-    }
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--endpoint-url must be a URL such as https://ssm.eu-west-1.amazonaws.com or the sandbox's http://127.0.0.1:PORT (got ${JSON.stringify(echo(options.endpointUrl))})`);
-    }
+  // Empty would silently mean the real AWS endpoint; the URL itself is checked where it is resolved (session/aws-config.ts).
+  if (options.endpointUrl !== undefined && options.endpointUrl.trim() === '') {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, '--endpoint-url is empty; give a URL such as http://127.0.0.1:4566 (the sandbox), or leave it out to use AWS');
   }
 }
 

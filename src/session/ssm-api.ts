@@ -79,7 +79,7 @@ export interface UpgradeSigning {
 
 /** The three SSM calls a session needs; one implementation, over @aws-sdk/client-ssm. */
 export interface SsmApi {
-  /** The endpoint given (--endpoint-url), when one was: the data channel checks StreamUrls against it. */
+  /** The endpoint in use when one was configured (--endpoint-url, AWS_ENDPOINT_URL_SSM, the profile): StreamUrls are checked against it. */
   readonly endpointUrl?: string;
   /**
    * Sign the data-channel upgrade with these, as the official plugin does since 1.2.688.0. Absent: the
@@ -189,7 +189,7 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
     maxAttempts: 2,
   });
   return {
-    ...(options.endpointUrl ? { endpointUrl: options.endpointUrl } : {}),
+    ...(endpointUrl ? { endpointUrl } : {}),
     // The client's own providers: the same credential chain and cache that sign the API calls.
     upgradeSigning: {
       credentials: () => client.config.credentials(),

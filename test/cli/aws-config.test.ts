@@ -12,7 +12,9 @@ let env: Awaited<ReturnType<typeof startTestSandbox>>;
 let dir: string;
 
 beforeAll(async () => {
-  env = await startTestSandbox();
+  // The sandbox verifies SigV4: it must know the key pairs the profiles below sign with.
+  const keys = ['AKIDDEFAULT', 'AKIDDEV', 'AKIDSVC', 'AKIDIGN', 'AKIDBAD', 'AKID'].map((accessKeyId) => ({ accessKeyId, secretAccessKey: 's' }));
+  env = await startTestSandbox({}, { config: { credentials: keys } });
   dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-aws-config-'));
   const endpoint = env.sandbox.endpoint;
   writeFileSync(
@@ -26,7 +28,7 @@ beforeAll(async () => {
       `endpoint_url = ${endpoint}   # the sandbox`,
       '',
       '[profile svc]',
-      'region = eu-west-1',
+      'region = us-east-1',
       'services = local',
       'endpoint_url = http://127.0.0.1:1',
       '',

@@ -44,9 +44,9 @@ describe('wrong input gets the right code and one line', () => {
   });
 
   it.each([
-    ['', /--endpoint-url must be a URL/],
-    ['not a url', /--endpoint-url must be a URL/],
-    ['ftp://127.0.0.1:21', /--endpoint-url must be a URL/],
+    ['', /--endpoint-url is empty/],
+    ['not a url', /--endpoint-url must be an http:\/\/ or https:\/\/ URL/],
+    ['ftp://127.0.0.1:21', /--endpoint-url must be an http:\/\/ or https:\/\/ URL/],
   ])('--endpoint-url %j: exit 2', async (url, pattern) => {
     await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', url], 2, pattern);
   });
