@@ -148,6 +148,10 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
     default:
       break;
   }
+  // Signed for another region or service than the endpoint serves: a setting to fix, not a login to renew.
+  if (name === 'InvalidSignatureException' && /scoped to (a valid region|correct service)/i.test(message)) {
+    return new BridgeError(ErrorCode.INVALID_ARGUMENT, `${context.action} was signed for a region the endpoint does not serve (${message.trim()}); check --region, AWS_REGION or the profile's region`, { cause: err });
+  }
   if (CREDENTIAL_ERRORS.has(name) || /credential|security token|expired/i.test(name)) {
     return new BridgeError(ErrorCode.CREDENTIALS, `AWS credentials were missing, expired or rejected (${message}); log in again (e.g. aws sso login) or pass --profile`, { cause: err });
   }

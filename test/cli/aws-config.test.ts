@@ -132,4 +132,11 @@ describe('parseAwsIni', () => {
     expect(ini.get('profile a')).toEqual({ region: 'us-east-1', services: 's' });
     expect(ini.get('services s')).toEqual({ ssm: '', 'ssm.endpoint_url': 'http://x:1', other: '2' });
   });
+
+  it('a region the endpoint does not serve is named as a region problem, exit 2 (not "log in again")', async () => {
+    const { code, stderr } = await forward(['--profile', 'dev', '--region', 'eu-west-3']);
+    expect(code).toBe(2);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).toMatch(/^ssm-bridge: StartSession was signed for a region the endpoint does not serve .*; check --region/);
+  });
 });
