@@ -80,20 +80,37 @@ function withCommand<T extends object>(args: T, argv: string[]): T {
   return (args as { '--'?: unknown })['--'] === undefined && argv.includes('--') ? { ...args, '--': [] } : args;
 }
 
-/** Print one line and exit with the code for the error; the stack only at debug level. */
-function fail(err: unknown, debug: boolean): never {
-  if (err instanceof BridgeError) {
-    process.stderr.write(`ssm-bridge: ${err.message}\n`);
-    if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exit(exitCodeFor(err.code));
+/** The run's log format, known before yargs has parsed (its errors are reported in that format too). */
+function logFormatIn(argv: string[]): LogFormat {
+  for (let i = argv.length - 1; i >= 0; i--) {
+    const inline = /^--log-format=(.*)$/.exec(argv[i]!);
+    if (inline) return inline[1] === 'json' ? 'json' : 'pretty';
+    if (argv[i] === '--log-format') return argv[i + 1] === 'json' ? 'json' : 'pretty';
   }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ssm-bridge: unexpected error: ${message}\n`);
-  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-  process.exit(ExitCode.INTERNAL);
+  return 'pretty';
+}
+
+/**
+ * Print one line and exit with the code for the error; the stack only at debug level. With --log-format json the
+ * line is a record shaped like the logger's (`event: "error"`), so that every stderr line parses.
+ */
+function fail(err: unknown, debug: boolean, format: LogFormat): never {
+  const known = err instanceof BridgeError;
+  const message = known ? err.message : `unexpected error: ${err instanceof Error ? err.message : String(err)}`;
+  const exitCode = known ? exitCodeFor(err.code) : ExitCode.INTERNAL;
+  const stack = debug && err instanceof Error ? err.stack : undefined;
+  if (format === 'json') {
+    const record = { level: 50, time: Date.now(), pid: process.pid, event: 'error', ...(known ? { code: err.code } : {}), exitCode, ...(stack ? { stack } : {}), msg: message };
+    process.stderr.write(`${JSON.stringify(record)}\n`);
+  } else {
+    process.stderr.write(`ssm-bridge: ${message}\n`);
+    if (stack) process.stderr.write(`${stack}\n`);
+  }
+  process.exit(exitCode);
 }
 
 export async function main(argv: string[]): Promise<void> {
+  let format = logFormatIn(argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv);
   let debug = argv.includes('--log-level=debug') || argv.includes('--log-level=trace') || /--log-level\s+(debug|trace)/.test(argv.join(' '));
   const parser = yargs(argv)
     .scriptName('ssm-bridge')
@@ -173,6 +190,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const parsed = (await parser.parseAsync()) as Record<string, unknown> & { _: Array<string | number> };
     debug = ['debug', 'trace'].includes(String(parsed.logLevel));
+    format = parsed.logFormat === 'json' ? 'json' : 'pretty';
     const name = String(parsed._[0]);
     const run = loadCommand(name);
     if (!run) throw new Error(`no such command: ${name}`);
@@ -181,8 +199,8 @@ export async function main(argv: string[]): Promise<void> {
     const args = name === 'forward' || name === 'up' ? withCommand(parsed, argv) : parsed;
     await command(args as never, logger);
   } catch (err) {
-    fail(err, debug);
+    fail(err, debug, format);
   }
 }
 
-main(hideBin(process.argv)).catch((err: unknown) => fail(err, false));
+main(hideBin(process.argv)).catch((err: unknown) => fail(err, false, 'pretty'));

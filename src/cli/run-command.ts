@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger as PinoLogger } from 'pino';
+import { finalError } from './logging.js';
 import type { LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 
@@ -88,7 +89,7 @@ export function runCommand(argv: string[], vars: Record<string, string>, logger:
       if (child.pid !== undefined) return; // an error after start (e.g. kill failed): the exit event follows
       done = true;
       const status = err.code === 'ENOENT' ? NOT_FOUND_STATUS : NOT_EXECUTABLE_STATUS;
-      process.stderr.write(`ssm-bridge: cannot run ${JSON.stringify(file)}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
+      finalError(logger, { command: file, exitCode: status }, `cannot run ${JSON.stringify(file)}: ${err.code === 'ENOENT' ? 'command not found' : err.message}`);
       resolve(status);
     });
     child.once('exit', (code, signal) => {

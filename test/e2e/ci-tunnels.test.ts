@@ -210,7 +210,7 @@ describe('up -f tunnels.yaml', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const listening = records.filter((r) => r.event === 'listening');
-    expect(listening.map((r) => [r.tunnel, r.port])).toEqual(ready.tunnels.map((t) => [t.name, t.localPort]));
+    expect(listening.map((r) => [r.tunnel, r.localPort])).toEqual(ready.tunnels.map((t) => [t.name, t.localPort]));
     await waitForStderr(run, new RegExp(`"event":"stats","tunnel":"node-3","bytesToRemote":${bytes * 2 + 16}`), 5_000);
 
     expect(await stopCli(run)).toBe(0);

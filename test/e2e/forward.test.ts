@@ -157,7 +157,7 @@ describe('forward (multiplexed, current agent)', () => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.on('error', () => {});
     await within(new Promise((r) => socket.on('close', r)), 10_000, 'refused connection closed');
-    await waitForStderr(run, /could not connect to the destination port/);
+    await waitForStderr(run, new RegExp(`could not connect to port 9999 on ${TARGET}; that connection was closed`));
     expect(run.child.exitCode).toBeNull();
   });
 
