@@ -6,6 +6,7 @@ import { BridgeError, ErrorCode } from '../errors.js';
 import { preloadAwsSdk } from '../session/ssm-api.js';
 import { exitCodeFor, ExitCode } from './exit-codes.js';
 import type { LogFormat } from './logging.js';
+import { explainUsageError } from './usage-errors.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -121,9 +122,9 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         withTunnelOptions(withGlobals(y))
           .positional('target', { type: 'string', demandOption: true, describe: 'instance id (i-…), managed instance (mi-…) or other target' })
-          .option('remote-port', { type: 'number', describe: 'port on the node, or on --remote-host' })
+          .option('remote-port', { type: 'string', describe: 'port on the node, or on --remote-host' })
           .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
-          .option('local-port', { type: 'number', default: 0, describe: 'local port; 0 picks a free one' })
+          .option('local-port', { type: 'string', default: '0', describe: 'local port; 0 picks a free one' })
           .option('local-address', { type: 'string', default: '127.0.0.1', describe: 'local address to bind' })
           .option('local-socket', { type: 'string', describe: 'listen on this unix socket (mode 0600) instead of TCP' })
           .option('document-name', { type: 'string', describe: 'any port-forwarding document' })
@@ -147,7 +148,8 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         withGlobals(y)
           .positional('target', { type: 'string', demandOption: true })
-          .option('port', { type: 'number', default: 22, describe: 'remote port' })
+          .option('port', { type: 'string', default: '22', describe: 'remote port (on the node, or on --remote-host)' })
+          .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
           .option('document-name', { type: 'string', describe: 'default AWS-StartSSHSession' })
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON' })
           .option('reason', { type: 'string' })
@@ -173,9 +175,7 @@ export async function main(argv: string[]): Promise<void> {
     .help()
     .fail((msg, err) => {
       if (err) throw err;
-      // yargs puts some messages on several lines ("Invalid values:\n  Argument: …"): ours are one line.
-      const oneLine = msg.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
-      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${oneLine} (see ssm-bridge --help)`);
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, explainUsageError(msg ?? '', argv));
     });
   skipHelpCache(parser);
   if (BUNDLED_VERSION === undefined) parser.version();
