@@ -131,6 +131,10 @@ export async function main(argv: string[]): Promise<void> {
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON, e.g. {"portNumber":["5432"]}' })
           .option('reason', { type: 'string' })
           .usage('$0 forward <target> [options] [-- <command> [args...]]')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 5432 --local-port 5432', 'a database on the node, on localhost:5432')
+          .example('$0 forward i-0123456789abcdef0 --remote-host db.internal --remote-port 5432', 'a host beyond the node, on a free local port')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 5432 -- psql -h {host} -p {port} -c "select 1"', 'run a command through the tunnel, then exit with its status')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 80 --endpoint-url http://127.0.0.1:4566', 'through `ssm-bridge sandbox --port 4566`')
           .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
     )
     .command(
@@ -140,6 +144,8 @@ export async function main(argv: string[]): Promise<void> {
         withTunnelOptions(withGlobals(y))
           .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'the tunnels file, e.g. tunnels.yaml (see README "In CI")' })
           .usage('$0 up -f <tunnels.yaml> [options] [-- <command> [args...]]')
+          .example('$0 up -f tunnels.yaml --ready-file /tmp/tunnels.json', 'every tunnel of the file; the JSON file appears once all listen')
+          .example('$0 up -f tunnels.yaml -- psql -h {db.host} -p {db.port}', 'run a command through the tunnels ({<name>.port}: tunnel <name>\'s local port)')
           .epilogue('With "-- <command>": run the command once every tunnel listens, then terminate the sessions and exit with its status.'),
     )
     .command(
@@ -148,6 +154,8 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         withGlobals(y)
           .positional('target', { type: 'string', demandOption: true })
+          .example('ssh -o ProxyCommand="$0 proxy %h --port %p" ec2-user@i-0123456789abcdef0', 'ssh through Session Manager (or ProxyCommand in ~/.ssh/config)')
+          .example('$0 proxy i-0123456789abcdef0 --remote-host db.internal --port 5432', 'stdin/stdout to a host beyond the node')
           .option('port', { type: 'string', default: '22', describe: 'remote port (on the node, or on --remote-host)' })
           .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
           .option('document-name', { type: 'string', describe: 'default AWS-StartSSHSession' })
@@ -160,6 +168,8 @@ export async function main(argv: string[]): Promise<void> {
       'run a local emulator of the SSM API, the message gateway and the agent',
       (y) =>
         y
+          .example('$0 sandbox', 'the emulator with a demo target; it prints the environment and a forward line to copy')
+          .example('$0 sandbox --config targets.json --port 4566 --pacing', 'your own targets and ports, paced like the real agent')
           .option('port', { type: 'string', default: '0', describe: 'port to listen on (0 picks a free one)' })
           .option('host', { type: 'string', default: '127.0.0.1' })
           .option('config', { type: 'string', describe: 'JSON file with targets and documents' })
@@ -171,6 +181,7 @@ export async function main(argv: string[]): Promise<void> {
     // Everything after `--` is the command to run inside the tunnel(s), untouched by our parser.
     .parserConfiguration({ 'populate--': true })
     .demandCommand(1, 'name a command: forward, up, proxy or sandbox')
+    .completion('completion', 'print a shell completion script (bash, zsh): ssm-bridge completion >> ~/.bashrc')
     .strict()
     .help()
     .fail((msg, err) => {

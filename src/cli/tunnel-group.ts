@@ -5,7 +5,7 @@ import { createSsmApi, type SsmApi } from '../session/index.js';
 import { logStatus } from './commands/common.js';
 import { announce } from './logging.js';
 import { removeReadyFile, removeReadyFileSync, writeReadyFile, type ReadyTunnel } from './ready-file.js';
-import { runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
+import { expandPlaceholders, runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
 import { startStatsReporter, type StatsReporter } from './stats.js';
 import type { AwsSettings } from './tunnels-file.js';
 
@@ -101,6 +101,8 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
+  // A wrong placeholder in the command fails before any session starts.
+  if (command) expandPlaceholders(command, requests.map((r) => ({ name: r.name, endpoint: r.local })), named);
   if (options.readyFile) await removeReadyFile(options.readyFile);
   const apis = new Map<string, Promise<SsmApi>>();
   const apiFor = (aws: AwsSettings): Promise<SsmApi> => {
@@ -230,7 +232,11 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
 
   setState('commanding');
   child = runCommand(
-    command,
+    expandPlaceholders(
+      command,
+      tunnels.map((t) => ({ name: t.request.name, endpoint: t.forwarder.endpoint })),
+      named,
+    ),
     tunnelEnv(
       tunnels.map((t) => ({ name: t.request.name, target: t.request.target, sessionId: t.forwarder.session.sessionId, endpoint: t.forwarder.endpoint })),
       named,
