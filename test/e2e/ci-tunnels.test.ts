@@ -156,7 +156,8 @@ describe('forward -- <command>', () => {
   it('exits 127 when the command does not exist, and terminates the session', async () => {
     const run = cliWithCommand(['forward', TARGETS[0], '--remote-port', '7', '--local-port', '0', '--log-format', 'json'], ['ssm-bridge-no-such-command']);
     expect(await within(run.exited, 20_000, 'exit')).toBe(127);
-    expect(run.stderr()).toContain('ssm-bridge: cannot run "ssm-bridge-no-such-command": command not found');
+    // A record with --log-format json (README "Options"): the pretty format prints `ssm-bridge: cannot run …`.
+    expect(run.stderr()).toContain('"event":"error","command":"ssm-bridge-no-such-command","exitCode":127,"msg":"cannot run \\"ssm-bridge-no-such-command\\": command not found"');
     const sessionId = /"event":"listening","sessionId":"([^"]+)"/.exec(run.stderr())?.[1];
     await expectTerminated([sessionId!]);
   });

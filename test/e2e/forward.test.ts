@@ -221,7 +221,7 @@ describe('forward errors: one line, a documented exit code, no stack trace', () 
   });
 
   it('an option value outside its choices: one line', async () => {
-    await expectFailure([TARGET, '--remote-port', '80', '--log-level', 'loud', '--endpoint-url', env.sandbox.endpoint], 2, /^ssm-bridge: Invalid values: Argument: log-level, Given: "loud", Choices: .* \(see ssm-bridge --help\)$/);
+    await expectFailure([TARGET, '--remote-port', '80', '--log-level', 'loud', '--endpoint-url', env.sandbox.endpoint], 2, /^ssm-bridge: Invalid values: Argument: log-level, Given: "loud", Choices: .* \(see ssm-bridge forward --help\)$/);
   });
 
   it('bad parameters JSON', async () => {
