@@ -4,14 +4,16 @@
 // devDependencies there, runs this, then packs the result (package.json "files") and installs that.
 //
 // `npm i -g <git URL>` needs two repairs (npm 10 and 11): the install npm runs in the clone inherits --global, so
-//  - it installs nothing in the clone (no tsc, no esbuild): this script installs the devDependencies itself, from
-//    the lock file, in a local (not global) install;
-//  - it links the global package folder to the clone, which npm deletes once packed: the package would then be
-//    installed through that link into the clone, leaving a dangling link. This script puts an empty folder
-//    back in place of the link, so the packed package is unpacked there.
+//  - it links the global package folder to the clone, which npm deletes once packed; meanwhile the outer install
+//    unpacks ssm-bridge's dependencies through that link into the clone, and at the end the package itself, leaving
+//    a dangling link. This script first puts an empty folder in place of the link, so they land in the real one;
+//  - it installs nothing in the clone (no tsc, no esbuild): this script builds in a copy of the clone in a
+//    temporary folder, with the devDependencies installed there from the lock file (a local, not global,
+//    install), out of the way of the outer install's writes, and copies dist/ back.
 // Plain scripts and Node's built-ins only: nothing else is installed when it starts.
 import { spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, realpathSync, unlinkSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, unlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -21,10 +23,10 @@ const { name } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const inGitClone = root.includes(`${sep}_cacache${sep}tmp${sep}git-clone`);
 const globalInstall = process.env.npm_config_global === 'true';
 
-function npm(args, env = process.env) {
+function npm(args, env = process.env, cwd = root) {
   const npmCli = process.env.npm_execpath;
   const [command, commandArgs] = npmCli && /\.[cm]?js$/.test(npmCli) ? [process.execPath, [npmCli, ...args]] : ['npm', args];
-  const done = spawnSync(command, commandArgs, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const done = spawnSync(command, commandArgs, { cwd, env, stdio: ['ignore', 'inherit', 'inherit'] });
   if (done.status !== 0) {
     process.stderr.write(`ssm-bridge prepare: npm ${args.join(' ')} failed (${done.status ?? done.signal})\n`);
     process.exit(1);
@@ -53,14 +55,19 @@ function unlinkGlobalFolder() {
 }
 
 if (inGitClone && globalInstall) {
+  unlinkGlobalFolder();
   // npm prepares the clone twice (its install, then its pack): the second time, dist/ is already there.
   if (!existsSync(join(root, 'dist/bin/ssm-bridge.mjs'))) {
-    if (!existsSync(join(root, 'node_modules/typescript/bin/tsc'))) {
-      npm(['ci', '--include=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--prefix=${root}`], localInstallEnv());
+    const build = mkdtempSync(join(tmpdir(), 'ssm-bridge-build-'));
+    try {
+      cpSync(root, build, { recursive: true, filter: (from) => !/[\\/](node_modules|\.git|dist)$/.test(from.slice(root.length)) });
+      npm(['ci', '--include=dev', '--ignore-scripts', '--no-audit', '--no-fund', `--prefix=${build}`], localInstallEnv(), build);
+      npm(['run', 'build'], localInstallEnv(), build);
+      cpSync(join(build, 'dist'), join(root, 'dist'), { recursive: true });
+    } finally {
+      rmSync(build, { recursive: true, force: true });
     }
-    npm(['run', 'build'], localInstallEnv());
   }
-  unlinkGlobalFolder();
 } else {
   npm(['run', 'build']);
 }

@@ -9,6 +9,15 @@ const REDACT_PATHS = ['token', 'tokenValue', 'TokenValue', 'streamUrl', 'StreamU
 
 const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
 
+/**
+ * Records people read as they are: the pretty format prints their message alone (`Listening on …`, and the
+ * final error, prefixed `ssm-bridge: ` like every error line). With --log-format json they are records like any other.
+ */
+const BARE_MESSAGES: Record<string, (msg: string) => string> = {
+  listening: (msg) => msg,
+  error: (msg) => `ssm-bridge: ${msg}`,
+};
+
 /** One readable line per record, on stderr. */
 function prettyStderr(): Writable {
   return new Writable({
@@ -17,6 +26,11 @@ function prettyStderr(): Writable {
         if (!line) continue;
         try {
           const { level, time, msg, pid: _pid, hostname: _host, ...rest } = JSON.parse(line) as Record<string, unknown>;
+          const bare = typeof rest.event === 'string' ? BARE_MESSAGES[rest.event] : undefined;
+          if (bare) {
+            process.stderr.write(`${bare(String(msg ?? ''))}\n`);
+            continue;
+          }
           const clock = new Date(time as number).toISOString().slice(11, 23);
           const extras = Object.entries(rest)
             .map(([k, v]) => `${k}=${typeof v === 'string' ? printable(v) : JSON.stringify(v)}`)
@@ -36,4 +50,18 @@ function prettyStderr(): Writable {
 export function createLogger(level: string, format: LogFormat): PinoLogger {
   const options = { level, base: { pid: process.pid }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
   return format === 'json' ? pino(options, pino.destination({ fd: 2, sync: true })) : pino(options, prettyStderr());
+}
+
+/**
+ * A record that whoever started us asked for (the listening announcement, --stats-interval lines): written at
+ * info, also when the level is warn or error; only `silent` drops it.
+ */
+export function announce(logger: PinoLogger, fields: object, msg: string): void {
+  if (logger.level === 'silent') return;
+  (logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' })).info(fields, msg);
+}
+
+/** The error that ends the run: `event: "error"`, written whatever the level, `silent` included. */
+export function finalError(logger: PinoLogger, fields: object, msg: string): void {
+  (logger.isLevelEnabled('error') ? logger : logger.child({}, { level: 'error' })).error({ event: 'error', ...fields }, msg);
 }

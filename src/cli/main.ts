@@ -7,6 +7,7 @@ import { preloadAwsSdk } from '../session/ssm-api.js';
 import { exitCodeFor, ExitCode } from './exit-codes.js';
 import type { LogFormat } from './logging.js';
 import { printable } from './printable.js';
+import { explainUsageError } from './usage-errors.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -81,20 +82,37 @@ function withCommand<T extends object>(args: T, argv: string[]): T {
   return (args as { '--'?: unknown })['--'] === undefined && argv.includes('--') ? { ...args, '--': [] } : args;
 }
 
-/** Print one line and exit with the code for the error; the stack only at debug level. */
-function fail(err: unknown, debug: boolean): never {
-  if (err instanceof BridgeError) {
-    process.stderr.write(`ssm-bridge: ${printable(err.message)}\n`);
-    if (debug && err.stack) process.stderr.write(`${err.stack}\n`);
-    process.exit(exitCodeFor(err.code));
+/** The run's log format, known before yargs has parsed (its errors are reported in that format too). */
+function logFormatIn(argv: string[]): LogFormat {
+  for (let i = argv.length - 1; i >= 0; i--) {
+    const inline = /^--log-format=(.*)$/.exec(argv[i]!);
+    if (inline) return inline[1] === 'json' ? 'json' : 'pretty';
+    if (argv[i] === '--log-format') return argv[i + 1] === 'json' ? 'json' : 'pretty';
   }
-  const message = err instanceof Error ? err.message : String(err);
-  process.stderr.write(`ssm-bridge: unexpected error: ${printable(message)}\n`);
-  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-  process.exit(ExitCode.INTERNAL);
+  return 'pretty';
+}
+
+/**
+ * Print one line and exit with the code for the error; the stack only at debug level. With --log-format json the
+ * line is a record shaped like the logger's (`event: "error"`), so that every stderr line parses.
+ */
+function fail(err: unknown, debug: boolean, format: LogFormat): never {
+  const known = err instanceof BridgeError;
+  const message = known ? err.message : `unexpected error: ${err instanceof Error ? err.message : String(err)}`;
+  const exitCode = known ? exitCodeFor(err.code) : ExitCode.INTERNAL;
+  const stack = debug && err instanceof Error ? err.stack : undefined;
+  if (format === 'json') {
+    const record = { level: 50, time: Date.now(), pid: process.pid, event: 'error', ...(known ? { code: err.code } : {}), exitCode, ...(stack ? { stack } : {}), msg: message };
+    process.stderr.write(`${JSON.stringify(record)}\n`);
+  } else {
+    process.stderr.write(`ssm-bridge: ${printable(message)}\n`);
+    if (stack) process.stderr.write(`${stack}\n`);
+  }
+  process.exit(exitCode);
 }
 
 export async function main(argv: string[]): Promise<void> {
+  let format = logFormatIn(argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv);
   let debug = argv.includes('--log-level=debug') || argv.includes('--log-level=trace') || /--log-level\s+(debug|trace)/.test(argv.join(' '));
   const parser = yargs(argv)
     .scriptName('ssm-bridge')
@@ -105,15 +123,19 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         withTunnelOptions(withGlobals(y))
           .positional('target', { type: 'string', demandOption: true, describe: 'instance id (i-…), managed instance (mi-…) or other target' })
-          .option('remote-port', { type: 'number', describe: 'port on the node, or on --remote-host' })
+          .option('remote-port', { type: 'string', describe: 'port on the node, or on --remote-host' })
           .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
-          .option('local-port', { type: 'number', default: 0, describe: 'local port; 0 picks a free one' })
+          .option('local-port', { type: 'string', default: '0', describe: 'local port; 0 picks a free one' })
           .option('local-address', { type: 'string', default: '127.0.0.1', describe: 'local address to bind' })
           .option('local-socket', { type: 'string', describe: 'listen on this unix socket (mode 0600) instead of TCP' })
           .option('document-name', { type: 'string', describe: 'any port-forwarding document' })
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON, e.g. {"portNumber":["5432"]}' })
           .option('reason', { type: 'string' })
           .usage('$0 forward <target> [options] [-- <command> [args...]]')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 5432 --local-port 5432', 'a database on the node, on localhost:5432')
+          .example('$0 forward i-0123456789abcdef0 --remote-host db.internal --remote-port 5432', 'a host beyond the node, on a free local port')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 5432 -- psql -h {host} -p {port} -c "select 1"', 'run a command through the tunnel, then exit with its status')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 80 --endpoint-url http://127.0.0.1:4566', 'through `ssm-bridge sandbox --port 4566`')
           .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
     )
     .command(
@@ -123,6 +145,8 @@ export async function main(argv: string[]): Promise<void> {
         withTunnelOptions(withGlobals(y))
           .option('file', { alias: 'f', type: 'string', demandOption: true, describe: 'the tunnels file, e.g. tunnels.yaml (see README "In CI")' })
           .usage('$0 up -f <tunnels.yaml> [options] [-- <command> [args...]]')
+          .example('$0 up -f tunnels.yaml --ready-file /tmp/tunnels.json', 'every tunnel of the file; the JSON file appears once all listen')
+          .example('$0 up -f tunnels.yaml -- psql -h {db.host} -p {db.port}', 'run a command through the tunnels ({<name>.port}: tunnel <name>\'s local port)')
           .epilogue('With "-- <command>": run the command once every tunnel listens, then terminate the sessions and exit with its status.'),
     )
     .command(
@@ -131,7 +155,10 @@ export async function main(argv: string[]): Promise<void> {
       (y) =>
         withGlobals(y)
           .positional('target', { type: 'string', demandOption: true })
-          .option('port', { type: 'number', default: 22, describe: 'remote port' })
+          .example('ssh -o ProxyCommand="$0 proxy %h --port %p" ec2-user@i-0123456789abcdef0', 'ssh through Session Manager (or ProxyCommand in ~/.ssh/config)')
+          .example('$0 proxy i-0123456789abcdef0 --remote-host db.internal --port 5432', 'stdin/stdout to a host beyond the node')
+          .option('port', { type: 'string', default: '22', describe: 'remote port (on the node, or on --remote-host)' })
+          .option('remote-host', { type: 'string', describe: 'host beyond the node (uses AWS-StartPortForwardingSessionToRemoteHost)' })
           .option('document-name', { type: 'string', describe: 'default AWS-StartSSHSession' })
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON' })
           .option('reason', { type: 'string' })
@@ -142,6 +169,8 @@ export async function main(argv: string[]): Promise<void> {
       'run a local emulator of the SSM API, the message gateway and the agent',
       (y) =>
         y
+          .example('$0 sandbox', 'the emulator with a demo target; it prints the environment and a forward line to copy')
+          .example('$0 sandbox --config targets.json --port 4566 --pacing', 'your own targets and ports, paced like the real agent')
           .option('port', { type: 'string', default: '0', describe: 'port to listen on (0 picks a free one)' })
           .option('host', { type: 'string', default: '127.0.0.1' })
           .option('config', { type: 'string', describe: 'JSON file with targets and documents' })
@@ -153,13 +182,12 @@ export async function main(argv: string[]): Promise<void> {
     // Everything after `--` is the command to run inside the tunnel(s), untouched by our parser.
     .parserConfiguration({ 'populate--': true })
     .demandCommand(1, 'name a command: forward, up, proxy or sandbox')
+    .completion('completion', 'print a shell completion script (bash, zsh): ssm-bridge completion >> ~/.bashrc')
     .strict()
     .help()
     .fail((msg, err) => {
       if (err) throw err;
-      // yargs puts some messages on several lines ("Invalid values:\n  Argument: …"): ours are one line.
-      const oneLine = msg.replace(/:\s*\n\s*/g, ': ').replace(/\s*\n\s*/g, '; ');
-      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${oneLine} (see ssm-bridge --help)`);
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, explainUsageError(msg ?? '', argv));
     });
   skipHelpCache(parser);
   if (BUNDLED_VERSION === undefined) parser.version();
@@ -174,6 +202,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const parsed = (await parser.parseAsync()) as Record<string, unknown> & { _: Array<string | number> };
     debug = ['debug', 'trace'].includes(String(parsed.logLevel));
+    format = parsed.logFormat === 'json' ? 'json' : 'pretty';
     const name = String(parsed._[0]);
     const run = loadCommand(name);
     if (!run) throw new Error(`no such command: ${name}`);
@@ -182,8 +211,8 @@ export async function main(argv: string[]): Promise<void> {
     const args = name === 'forward' || name === 'up' ? withCommand(parsed, argv) : parsed;
     await command(args as never, logger);
   } catch (err) {
-    fail(err, debug);
+    fail(err, debug, format);
   }
 }
 
-main(hideBin(process.argv)).catch((err: unknown) => fail(err, false));
+main(hideBin(process.argv)).catch((err: unknown) => fail(err, false, 'pretty'));

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { Logger as PinoLogger } from 'pino';
+import { finalError } from './logging.js';
 import type { LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 
@@ -88,7 +89,7 @@ export function runCommand(argv: string[], vars: Record<string, string>, logger:
       if (child.pid !== undefined) return; // an error after start (e.g. kill failed): the exit event follows
       done = true;
       const status = err.code === 'ENOENT' ? NOT_FOUND_STATUS : NOT_EXECUTABLE_STATUS;
-      process.stderr.write(`ssm-bridge: cannot run ${JSON.stringify(file)}: ${err.code === 'ENOENT' ? 'command not found' : err.message}\n`);
+      finalError(logger, { command: file, exitCode: status }, `cannot run ${JSON.stringify(file)}: ${err.code === 'ENOENT' ? 'command not found' : err.message}`);
       resolve(status);
     });
     child.once('exit', (code, signal) => {
@@ -122,4 +123,41 @@ export function runCommand(argv: string[], vars: Record<string, string>, logger:
       }
     },
   };
+}
+
+const PLACEHOLDER = /\$\{[^}]*\}|\{\{([\w.-]+)\}\}|\{([\w.-]+)\}/g;
+const FIELDS = ['host', 'port', 'socket'] as const;
+
+/**
+ * The command's arguments with the tunnels' placeholders filled in (README "Exec mode"): `{host}`, `{port}`,
+ * `{socket}` for `forward` (and `up` with one tunnel), `{<name>.host}` … per tunnel in `up`. `{{port}}` is a
+ * literal `{port}`; `${…}` (shell syntax) and braces around anything else (`{}`, JSON, `{a,b}`) are left as they
+ * are. An unknown placeholder, or `{socket}` of a TCP tunnel, is an error: the runner calls this once with the
+ * configured endpoints, before any session starts.
+ */
+export function expandPlaceholders(argv: string[], tunnels: Array<{ name: string; endpoint: LocalEndpoint }>, named: boolean): string[] {
+  const valueOf = (tunnel: { name: string; endpoint: LocalEndpoint }, field: (typeof FIELDS)[number], written: string): string => {
+    const e = tunnel.endpoint;
+    if (field === 'socket' && e.kind === 'unix') return e.path;
+    if (field === 'host' && e.kind === 'tcp') return e.address;
+    if (field === 'port' && e.kind === 'tcp') return String(e.port);
+    const has = e.kind === 'unix' ? 'a unix socket ({socket})' : 'a TCP listener ({host}, {port})';
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `the command's ${written}: ${named ? `tunnel "${tunnel.name}"` : 'the tunnel'} is ${has}`);
+  };
+  return argv.map((arg) =>
+    arg.replace(PLACEHOLDER, (match: string, escaped: string | undefined, word: string | undefined) => {
+      if (escaped !== undefined) return `{${escaped}}`;
+      if (word === undefined) return match; // ${…}
+      const dot = word.lastIndexOf('.');
+      const name = dot < 0 ? undefined : word.slice(0, dot);
+      const field = (dot < 0 ? word : word.slice(dot + 1)) as (typeof FIELDS)[number];
+      const tunnel = name === undefined ? (tunnels.length === 1 ? tunnels[0] : undefined) : named ? tunnels.find((t) => t.name === name) : undefined;
+      if (!FIELDS.includes(field) || !tunnel) {
+        const known = named ? tunnels.flatMap((t) => FIELDS.map((f) => `{${t.name}.${f}}`)).slice(0, 6).join(', ') : '{host}, {port}, {socket}';
+        const why = name === undefined && FIELDS.includes(field) ? `with ${tunnels.length} tunnels, name one: {<name>.${field}}` : `known: ${known}${named && tunnels.length * 3 > 6 ? ', …' : ''}`;
+        throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `unknown placeholder ${match} in the command (${why}); write {${match}} for a literal ${match}`);
+      }
+      return valueOf(tunnel, field, match);
+    }),
+  );
 }

@@ -1,6 +1,7 @@
 import type { Logger as PinoLogger } from 'pino';
 import type { PortForwarder } from '../endpoints/index.js';
 import type { SessionStatus } from '../session/index.js';
+import { announce } from './logging.js';
 import { parseDurationMs } from './options.js';
 
 /** What `--stats-interval` reports per tunnel. */
@@ -62,8 +63,7 @@ export function startStatsReporter(tunnels: Array<{ name: string; forwarder: Por
   const report = (): void => {
     for (const s of snapshot()) {
       const line = `stats ${s.tunnel}: sent ${formatBytes(s.bytesToRemote)}, received ${formatBytes(s.bytesFromRemote)}, connections ${s.connectionsOpened} opened / ${s.connectionsActive} active, resumes ${s.resumes}`;
-      if (logger.isLevelEnabled('info')) logger.info({ event: 'stats', ...s }, line);
-      else process.stderr.write(`${line}\n`);
+      announce(logger, { event: 'stats', ...s }, line);
     }
   };
   const timer = intervalMs > 0 ? setInterval(report, intervalMs) : undefined;

@@ -3,9 +3,10 @@ import { PortForwarder, type LocalEndpoint } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { createSsmApi, type SsmApi } from '../session/index.js';
 import { logStatus, warnExposure } from './commands/common.js';
+import { announce } from './logging.js';
 import { checkAwsOptions, checkTarget } from './options.js';
 import { removeReadyFile, removeReadyFileSync, writeReadyFile, type ReadyTunnel } from './ready-file.js';
-import { runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
+import { expandPlaceholders, runCommand, signalExitStatus, tunnelEnv, type RunningCommand } from './run-command.js';
 import { startStatsReporter, type StatsReporter } from './stats.js';
 import type { AwsSettings } from './tunnels-file.js';
 
@@ -109,6 +110,8 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
+  // A wrong placeholder in the command fails before any session starts.
+  if (command) expandPlaceholders(command, requests.map((r) => ({ name: r.name, endpoint: r.local })), named);
   if (options.readyFile) await removeReadyFile(options.readyFile);
   const apis = new Map<string, Promise<SsmApi>>();
   const apiFor = (aws: AwsSettings): Promise<SsmApi> => {
@@ -185,18 +188,19 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   // Every listener is up and every session started: tell people and machines.
   for (const t of tunnels) {
     const endpoint = t.forwarder.endpoint;
-    // The readiness line: always, on stderr, whatever the log level.
-    process.stderr.write(`Listening on ${t.forwarder.describe()} -> ${t.remote}${named ? ` (${t.request.name})` : ''}\n`);
-    loggerFor(t.request).info(
+    // The readiness announcement, one per listener: a bare `Listening on …` line in the pretty format, a record
+    // with --log-format json; at every log level but silent.
+    announce(
+      loggerFor(t.request),
       {
         event: 'listening',
         sessionId: t.forwarder.session.sessionId,
         mode: t.forwarder.mode,
-        ...(endpoint.kind === 'tcp' ? { address: endpoint.address, port: endpoint.port } : { socket: endpoint.path }),
+        ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
         remote: t.remote,
         ...(named ? { target: t.request.target } : {}),
       },
-      'listening',
+      `Listening on ${t.forwarder.describe()} -> ${t.remote}${named ? ` (${t.request.name})` : ''}`,
     );
   }
   if (options.readyFile) {
@@ -243,7 +247,11 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
 
   setState('commanding');
   child = runCommand(
-    command,
+    expandPlaceholders(
+      command,
+      tunnels.map((t) => ({ name: t.request.name, endpoint: t.forwarder.endpoint })),
+      named,
+    ),
     tunnelEnv(
       tunnels.map((t) => ({ name: t.request.name, target: t.request.target, sessionId: t.forwarder.session.sessionId, endpoint: t.forwarder.endpoint })),
       named,

@@ -25,6 +25,13 @@ export interface PortForwardOptions {
   session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
 }
 
+/** Where the agent connects, in words: "db.internal:5432", "port 5432 on i-…", or the document's. */
+function destinationOf(options: PortForwardOptions): string {
+  if (options.documentName) return `the destination of ${options.documentName} on ${options.target}`;
+  if (options.remoteHost) return `${options.remoteHost}:${options.remotePort ?? '?'} (through ${options.target})`;
+  return `port ${options.remotePort ?? '?'} on ${options.target}`;
+}
+
 /** How long local connections may take to read what arrived before the session ended (a stalled reader must not hold us). */
 const LOCAL_DRAIN_TIMEOUT_MS = 10_000;
 
@@ -93,12 +100,12 @@ export class PortForwarder extends EventEmitter {
       await listener.close();
       throw new BridgeError(ErrorCode.INVALID_DOCUMENT, `the document gives a ${session.handshake.properties.type ? `'${session.handshake.properties.type}'` : 'stream-mode (SSH-style)'} session; forward needs a port-forwarding document (type LocalPortForwarding) — use \`ssm-bridge proxy\` for stream sessions`);
     }
-    forwarder = new PortForwarder(session, listener, options.logger ?? silentLogger, onStatus);
+    forwarder = new PortForwarder(session, listener, destinationOf(options), options.logger ?? silentLogger, onStatus);
     for (const s of pending.splice(0)) forwarder.accept(s);
     return forwarder;
   }
 
-  private constructor(session: BridgeSession, listener: LocalListener, logger: Logger, onStatus?: (status: SessionStatus) => void) {
+  private constructor(session: BridgeSession, listener: LocalListener, destination: string, logger: Logger, onStatus?: (status: SessionStatus) => void) {
     super();
     this.session = session;
     this.listener = listener;
@@ -108,7 +115,10 @@ export class PortForwarder extends EventEmitter {
     session.on('status', (status: SessionStatus) => this.emit('status', status));
     session.on('flag', (flag: number) => {
       if (flag === FlagValue.ConnectToPortError) {
-        this.logger.warn({ target: session.sessionId }, 'the agent could not connect to the destination port; that connection was closed (is the service on the remote port running?)');
+        this.logger.warn(
+          { event: 'connect-to-port-error', sessionId: session.sessionId, destination },
+          `the agent could not connect to ${destination}; that connection was closed (is the service there running?)`,
+        );
         this.emit('connect-error');
       }
     });

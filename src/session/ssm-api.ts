@@ -125,7 +125,7 @@ const CREDENTIAL_ERRORS = new Set([
 ]);
 
 /** Map an AWS SDK or network error to a BridgeError, once, here (STYLE: errors). */
-export function mapAwsError(err: unknown, context: { action: string; target?: string; sessionId?: string; documentName?: string }): BridgeError {
+export function mapAwsError(err: unknown, context: { action: string; target?: string; sessionId?: string; documentName?: string; endpointUrl?: string }): BridgeError {
   if (err instanceof BridgeError) return err;
   const e = (err ?? {}) as AwsLikeError;
   const name = e.name ?? '';
@@ -133,7 +133,15 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
   const status = e.$metadata?.httpStatusCode;
   switch (name) {
     case 'TargetNotConnected':
-      return new BridgeError(ErrorCode.TARGET_NOT_CONNECTED, `target ${context.target ?? ''} is not connected or does not exist (${message}); check the instance id, region and that its SSM agent is online`, { cause: err });
+    case 'InvalidTarget': {
+      const target = context.target ?? '';
+      // A Name tag (or a host name) is a common first try; StartSession takes ids only.
+      const notAnId = target !== '' && !/^(i|mi)-[0-9a-f]+$/.test(target) && !target.includes(':');
+      const hint = notAnId
+        ? `; "${target}" is not an instance id: targets are ids (i-…, mi-…), not Name tags (find the id with: aws ec2 describe-instances --filters Name=tag:Name,Values=${target} --query 'Reservations[].Instances[].InstanceId')`
+        : '; check the instance id, region and that its SSM agent is online';
+      return new BridgeError(ErrorCode.TARGET_NOT_CONNECTED, `target ${target} is not connected or does not exist (${message})${hint}`, { cause: err });
+    }
     case 'InvalidDocument':
       return new BridgeError(ErrorCode.INVALID_DOCUMENT, `document ${context.documentName ?? ''} was rejected: ${message}`, { cause: err });
     // What the service answers for a parameter the document does not define or a value off its pattern.
@@ -157,6 +165,19 @@ export function mapAwsError(err: unknown, context: { action: string; target?: st
   }
   if (/region is missing/i.test(message)) {
     return new BridgeError(ErrorCode.INVALID_ARGUMENT, 'no AWS region configured; pass --region, set AWS_REGION or give the profile a region', { cause: err });
+  }
+  const networkCode = (err as { code?: unknown } | undefined)?.code;
+  if (networkCode === 'ECONNREFUSED' || /\bECONNREFUSED\b/.test(message)) {
+    const hint = context.endpointUrl
+      ? `nothing listens at ${context.endpointUrl}: is the endpoint right, or, for the sandbox, is \`ssm-bridge sandbox\` running there?`
+      : 'is --endpoint-url missing (e.g. the sandbox\'s), or the sandbox stopped?';
+    return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${message}; ${hint}`, { cause: err });
+  }
+  if (networkCode === 'ENOTFOUND' || networkCode === 'EAI_AGAIN' || /\b(ENOTFOUND|EAI_AGAIN)\b/.test(message)) {
+    const hint = context.endpointUrl
+      ? `check the host name in ${context.endpointUrl}`
+      : 'check --region (and the network), or pass --endpoint-url to use the sandbox';
+    return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${message} (DNS); ${hint}`, { cause: err });
   }
   // Throttling, 5xx and network failures: worth retrying.
   return new BridgeError(ErrorCode.SERVICE_ERROR, `${context.action} failed: ${name ? `${name}: ` : ''}${message}${status ? ` (HTTP ${status})` : ''}`, { cause: err });
@@ -215,7 +236,7 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
         }
         return { sessionId: out.SessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
       } catch (err) {
-        throw abortedOr(options, () => mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}) }));
+        throw abortedOr(options, () => mapAwsError(err, { action: 'StartSession', target: input.target, ...(input.documentName ? { documentName: input.documentName } : {}), ...(endpointUrl ? { endpointUrl } : {}) }));
       }
     },
     async resumeSession(sessionId, options) {
@@ -224,14 +245,14 @@ export async function createSsmApi(options: AwsOptions = {}): Promise<SsmApi> {
         if (!out.TokenValue || !out.StreamUrl) return undefined;
         return { sessionId: out.SessionId ?? sessionId, tokenValue: out.TokenValue, streamUrl: out.StreamUrl };
       } catch (err) {
-        throw abortedOr(options, () => mapAwsError(err, { action: 'ResumeSession', sessionId }));
+        throw abortedOr(options, () => mapAwsError(err, { action: 'ResumeSession', sessionId, ...(endpointUrl ? { endpointUrl } : {}) }));
       }
     },
     async terminateSession(sessionId, options) {
       try {
         await client.send(new TerminateSessionCommand({ SessionId: sessionId }), options?.signal ? { abortSignal: options.signal } : {});
       } catch (err) {
-        throw abortedOr(options, () => mapAwsError(err, { action: 'TerminateSession', sessionId }));
+        throw abortedOr(options, () => mapAwsError(err, { action: 'TerminateSession', sessionId, ...(endpointUrl ? { endpointUrl } : {}) }));
       }
     },
     destroy() {

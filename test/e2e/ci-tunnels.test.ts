@@ -156,7 +156,8 @@ describe('forward -- <command>', () => {
   it('exits 127 when the command does not exist, and terminates the session', async () => {
     const run = cliWithCommand(['forward', TARGETS[0], '--remote-port', '7', '--local-port', '0', '--log-format', 'json'], ['ssm-bridge-no-such-command']);
     expect(await within(run.exited, 20_000, 'exit')).toBe(127);
-    expect(run.stderr()).toContain('ssm-bridge: cannot run "ssm-bridge-no-such-command": command not found');
+    // A record with --log-format json (README "Options"): the pretty format prints `ssm-bridge: cannot run …`.
+    expect(run.stderr()).toContain('"event":"error","command":"ssm-bridge-no-such-command","exitCode":127,"msg":"cannot run \\"ssm-bridge-no-such-command\\": command not found"');
     const sessionId = /"event":"listening","sessionId":"([^"]+)"/.exec(run.stderr())?.[1];
     await expectTerminated([sessionId!]);
   });
@@ -210,7 +211,7 @@ describe('up -f tunnels.yaml', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const listening = records.filter((r) => r.event === 'listening');
-    expect(listening.map((r) => [r.tunnel, r.port])).toEqual(ready.tunnels.map((t) => [t.name, t.localPort]));
+    expect(listening.map((r) => [r.tunnel, r.localPort])).toEqual(ready.tunnels.map((t) => [t.name, t.localPort]));
     await waitForStderr(run, new RegExp(`"event":"stats","tunnel":"node-3","bytesToRemote":${bytes * 2 + 16}`), 5_000);
 
     expect(await stopCli(run)).toBe(0);

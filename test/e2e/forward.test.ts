@@ -157,7 +157,7 @@ describe('forward (multiplexed, current agent)', () => {
     const socket = net.connect({ host: '127.0.0.1', port });
     socket.on('error', () => {});
     await within(new Promise((r) => socket.on('close', r)), 10_000, 'refused connection closed');
-    await waitForStderr(run, /could not connect to the destination port/);
+    await waitForStderr(run, new RegExp(`could not connect to port 9999 on ${TARGET}; that connection was closed`));
     expect(run.child.exitCode).toBeNull();
   });
 
@@ -221,7 +221,7 @@ describe('forward errors: one line, a documented exit code, no stack trace', () 
   });
 
   it('an option value outside its choices: one line', async () => {
-    await expectFailure([TARGET, '--remote-port', '80', '--log-level', 'loud', '--endpoint-url', env.sandbox.endpoint], 2, /^ssm-bridge: Invalid values: Argument: log-level, Given: "loud", Choices: .* \(see ssm-bridge --help\)$/);
+    await expectFailure([TARGET, '--remote-port', '80', '--log-level', 'loud', '--endpoint-url', env.sandbox.endpoint], 2, /^ssm-bridge: Invalid values: Argument: log-level, Given: "loud", Choices: .* \(see ssm-bridge forward --help\)$/);
   });
 
   it('bad parameters JSON', async () => {

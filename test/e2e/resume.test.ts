@@ -329,12 +329,14 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
     const exitMs = Date.now() - expiredAt;
     expect(exitMs).toBeLessThan(5_000);
     const lines = run.stderr().trim().split('\n');
-    const last = lines.at(-1)!;
-    expect(last).toMatch(/^ssm-bridge: session \S+ .*(ended|expired|terminated)/);
-    expect(last).toContain(sessionId);
-    // One line from us: no stack, no JSON around the reason.
+    // With --log-format json the final error is a record too (README "Options").
+    const last = JSON.parse(lines.at(-1)!) as { event: string; exitCode: number; msg: string };
+    expect(last).toMatchObject({ event: 'error', exitCode: 6 });
+    expect(last.msg).toMatch(/^session \S+ .*(ended|expired|terminated)/);
+    expect(last.msg).toContain(sessionId);
+    // One error record: no stack.
     expect(run.stderr()).not.toMatch(/\n\s+at /);
-    expect(lines.filter((l) => l.startsWith('ssm-bridge:'))).toHaveLength(1);
+    expect(lines.filter((l) => l.includes('"event":"error"'))).toHaveLength(1);
     // The local connection ends with the process.
     await waitUntil(() => echoed.closed(), 5_000, 'the local connection closed');
     console.log(`[resume] expired session: exit 6 ${exitMs} ms after the expiry: ${last}`);
@@ -349,8 +351,9 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
     const exitMs = Date.now() - droppedAt;
     expect(exitMs).toBeGreaterThanOrEqual(2_900);
     expect(exitMs).toBeLessThan(6_000);
-    const last = run.stderr().trim().split('\n').at(-1)!;
-    expect(last).toMatch(/^ssm-bridge: could not resume session \S+ within 3 s/);
+    const last = JSON.parse(run.stderr().trim().split('\n').at(-1)!) as { event: string; exitCode: number; msg: string };
+    expect(last).toMatchObject({ event: 'error', exitCode: 7 });
+    expect(last.msg).toMatch(/^could not resume session \S+ within 3 s/);
     expect(run.stderr()).not.toMatch(/\n\s+at /);
     console.log(`[resume] --resume-timeout 3s: exit 7 after ${exitMs} ms, ${(await sandboxSession(env.sandbox.endpoint, sessionId)).counters.resumeSessionCalls} ResumeSession calls`);
   }, 30_000);

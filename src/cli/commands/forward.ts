@@ -10,9 +10,10 @@ import { resumeTimeoutFromArgs } from './common.js';
 
 export interface ForwardArgs extends GlobalOptions {
   target: string;
-  remotePort?: number;
+  /** As typed: parsePort reports what was given. */
+  remotePort?: number | string;
   remoteHost?: string;
-  localPort: number;
+  localPort: number | string;
   localAddress: string;
   localSocket?: string;
   documentName?: string;

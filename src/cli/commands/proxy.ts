@@ -1,20 +1,27 @@
 import type { Logger as PinoLogger } from 'pino';
 import { startStdioProxy } from '../../endpoints/index.js';
+import { BridgeError, ErrorCode } from '../../errors.js';
 import type { GlobalOptions } from '../main.js';
 import { checkTarget, parseParameters, parsePort } from '../options.js';
 import { apiFromArgs, logStatus, onStopSignals, resumeTimeoutFromArgs, warnExposure } from './common.js';
 
 export interface ProxyArgs extends GlobalOptions {
   target: string;
-  port: number;
+  port: number | string;
+  remoteHost?: string;
   documentName?: string;
   parameters?: string;
   reason?: string;
 }
 
 export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<void> {
-  const parameters = parseParameters(args.parameters);
   const port = parsePort(args.port, '--port', false);
+  if (args.remoteHost && args.documentName) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, '--remote-host picks the document (AWS-StartPortForwardingSessionToRemoteHost); give it or --document-name, not both');
+  }
+  // The shortcut: a port-forwarding session to a host beyond the node, bridged to stdio like an SSH session.
+  const documentName = args.remoteHost ? 'AWS-StartPortForwardingSessionToRemoteHost' : args.documentName;
+  const parameters = args.remoteHost ? { host: [args.remoteHost], portNumber: [String(port)] } : parseParameters(args.parameters);
   const resumeTimeoutMs = resumeTimeoutFromArgs(args);
   checkTarget(args.target);
   warnExposure(logger, { endpointUrl: args.endpointUrl });
@@ -23,7 +30,7 @@ export async function runProxy(args: ProxyArgs, logger: PinoLogger): Promise<voi
     api,
     target: args.target,
     port,
-    ...(args.documentName ? { documentName: args.documentName } : {}),
+    ...(documentName ? { documentName } : {}),
     ...(parameters ? { parameters } : {}),
     ...(args.reason ? { reason: args.reason } : {}),
     logger,
