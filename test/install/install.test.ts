@@ -134,10 +134,7 @@ describe.skipIf(!enabled)('installing ssm-bridge', () => {
     expect(await forwardDemoPage(join(project, 'node_modules/.bin/ssm-bridge'))).toBe(DEMO_PAGE);
   }, INSTALL_TIMEOUT_MS);
 
-  // Issue 19, in progress: after the merge with the signed-upgrade dependencies, npm's global git install fails in
-  // CI with TAR_ENTRY_ERROR ENOENT under lib/node_modules/ssm-bridge/node_modules (prepare.mjs replacing npm's link
-  // while npm still extracts into it, by the look of it). Skipped until the git-URL path is reworked.
-  it.skip('npm i -g <git URL> into a fresh prefix: prepare builds without devDependencies installed, the command forwards', async () => {
+  it('npm i -g <git URL> into a fresh prefix: prepare builds without devDependencies installed, the command forwards', async () => {
     const url = await gitRepoOfWorkingTree(join(work, 'repo'));
     const prefix = join(work, 'git-prefix');
     await npm(['install', '--global', '--prefix', prefix, url], work);
