@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PLUGIN_PATHS } from '../../src/cli/plugin-shim.js';
 import { CLIENT_VERSION } from '../../src/protocol/index.js';
 import { CLI_PATH, runCli, sandboxEnv } from '../helpers/cli.js';
+import { startHostileService } from '../helpers/hostile-service.js';
 import { within } from '../helpers/servers.js';
+import { encodeHandshakeRequest, PayloadType } from '../../src/protocol/index.js';
 
 const TOKEN = 'hand-made-token-0123456789abcdef';
 const RESPONSE = JSON.stringify({ SessionId: 'sess-fallback-1', TokenValue: TOKEN, StreamUrl: 'wss://ssmmessages.us-east-1.amazonaws.com/v1/data-channel/sess-fallback-1?role=publish_subscribe' });
@@ -96,6 +98,28 @@ describe('plugin: sessions that are not Port sessions', () => {
       expect(await within(run.exited, 20_000, 'plugin exit')).toBe(2);
       expect(run.stderr()).toMatch(message);
       expect(run.stderr().trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
+
+describe('plugin: a custom document that turns out not to be a Port document', () => {
+  it('the handshake says Standard_Stream: one line naming the document, exit 2, TerminateSession called and StartSession never', async () => {
+    const service = await startHostileService({
+      onConnection(peer) {
+        peer.send(PayloadType.HandshakeRequest, encodeHandshakeRequest({ AgentVersion: '3.3.2746.0', RequestedClientActions: [{ ActionType: 'SessionType', ActionParameters: { SessionType: 'Standard_Stream', Properties: {} } }] }));
+      },
+    });
+    try {
+      const response = JSON.stringify({ SessionId: 'hostile-1', TokenValue: TOKEN, StreamUrl: `${service.endpoint.replace('http:', 'ws:')}/v1/data-channel/hostile-1?role=publish_subscribe` });
+      const request = JSON.stringify({ Target: 'i-0123456789abcdef0', DocumentName: 'My-Shell-Document' });
+      const run = runCli(['plugin', 'AWS_SSM_START_SESSION_RESPONSE', 'us-east-1', 'StartSession', '', request, service.endpoint], { env: sandboxEnv({ AWS_SSM_START_SESSION_RESPONSE: response }) });
+      const status = await within(run.exited, 20_000, 'plugin exit');
+      expect({ status, stdout: run.stdout() }).toEqual({ status: 2, stdout: '' });
+      expect(run.stderr()).toMatch(/^ssm-bridge: document My-Shell-Document is not a Port document \(Standard_Stream session\); .* run this one with the official session-manager-plugin/);
+      expect(run.stderr().trim().split('\n')).toHaveLength(1);
+      expect(service.calls).toEqual(['TerminateSession']);
+    } finally {
+      await service.close();
     }
   });
 });

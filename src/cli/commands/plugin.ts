@@ -100,7 +100,20 @@ async function runPortSession(invocation: Extract<PluginInvocation, { kind: 'ses
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
 
   const ssm = await api;
-  const session = await BridgeSession.open({ api: ssm, credentials: invocation.credentials, logger, resumeTimeoutMs: settings.resumeTimeoutMs });
+  let session: BridgeSession;
+  try {
+    session = await BridgeSession.open({ api: ssm, credentials: invocation.credentials, logger, resumeTimeoutMs: settings.resumeTimeoutMs });
+  } catch (err) {
+    // A custom document that is not a Port document: known only from the handshake, once the token is spent.
+    if (err instanceof BridgeError && err.code === ErrorCode.HANDSHAKE_FAILED && /supports Port sessions only/.test(err.message)) {
+      throw new BridgeError(
+        ErrorCode.INVALID_DOCUMENT,
+        `document ${request.documentName} is not a Port document (${err.message.replace(/^.*not /, '')} session); ssm-bridge hands only AWS's shell and command documents to the official plugin — run this one with the official session-manager-plugin (a PATH without the ssm-bridge shim)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
   session.on('status', (status) => logStatus(logger, status));
   const properties = session.handshake.properties;
 
