@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<Run>> = {
   up: async () => (await import('./commands/up.js')).runUp,
   proxy: async () => (await import('./commands/proxy.js')).runProxy,
   sandbox: async () => (await import('./commands/sandbox.js')).runSandbox,
+  'install-plugin': async () => (await import('./commands/install-plugin.js')).runInstallPlugin,
 };
 const loading = new Map<string, Promise<Run>>();
 function loadCommand(name: string): Promise<Run> | undefined {
@@ -112,6 +113,16 @@ function fail(err: unknown, debug: boolean, format: LogFormat): never {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `plugin` takes the official session-manager-plugin's positional arguments (JSON, an empty profile,
+  // its own --version), which are not ours to parse with yargs.
+  if (argv[0] === 'plugin') {
+    try {
+      await (await import('./commands/plugin.js')).runPlugin(argv.slice(1));
+    } catch (err) {
+      fail(err, process.env.SSM_BRIDGE_LOG_LEVEL === 'debug' || process.env.SSM_BRIDGE_LOG_LEVEL === 'trace', process.env.SSM_BRIDGE_LOG_FORMAT === 'json' ? 'json' : 'pretty');
+    }
+    return;
+  }
   let format = logFormatIn(argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv);
   let debug = argv.includes('--log-level=debug') || argv.includes('--log-level=trace') || /--log-level\s+(debug|trace)/.test(argv.join(' '));
   const parser = yargs(argv)
@@ -179,9 +190,20 @@ export async function main(argv: string[]): Promise<void> {
           .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
           .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
     )
+    .command(
+      'install-plugin',
+      'write a session-manager-plugin shim, so that aws ssm start-session (and the tools built on it) run on ssm-bridge',
+      (y) =>
+        y
+          .option('dir', { type: 'string', describe: 'where to write it (default ~/.local/share/ssm-bridge/bin; put it first on PATH)' })
+          .option('uninstall', { type: 'boolean', default: false, describe: 'remove the shim (only one ssm-bridge wrote)' })
+          .option('log-level', { type: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] })
+          .option('log-format', { type: 'string', default: 'pretty', choices: ['json', 'pretty'] }),
+    )
+    .command('plugin', 'stand in for session-manager-plugin: takes its arguments as the AWS CLI gives them (see README "Using ssm-bridge with the AWS CLI")')
     // Everything after `--` is the command to run inside the tunnel(s), untouched by our parser.
     .parserConfiguration({ 'populate--': true })
-    .demandCommand(1, 'name a command: forward, up, proxy or sandbox')
+    .demandCommand(1, 'name a command: forward, up, proxy, sandbox or install-plugin')
     .completion('completion', 'print a shell completion script (bash, zsh): ssm-bridge completion >> ~/.bashrc')
     .strict()
     .help()

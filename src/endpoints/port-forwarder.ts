@@ -23,6 +23,11 @@ export interface PortForwardOptions {
   local: LocalEndpoint;
   logger?: Logger;
   session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
+  /**
+   * A session already open (BridgeSession.open: `ssm-bridge plugin`), served instead of starting one; the
+   * forwarder owns it from here, and terminates it when the listener cannot be bound.
+   */
+  openSession?: BridgeSession;
 }
 
 /** Where the agent connects, in words: "db.internal:5432", "port 5432 on i-…", or the document's. */
@@ -73,21 +78,27 @@ export class PortForwarder extends EventEmitter {
   static async start(options: PortForwardOptions, onStatus?: (status: SessionStatus) => void): Promise<PortForwarder> {
     const pending: net.Socket[] = [];
     let forwarder: PortForwarder | undefined;
-    const listener = await listenLocal(options.local, (socket) => {
-      // For its whole life: a client that resets while the session starts must not crash us.
-      socket.on('error', () => {});
-      if (forwarder) forwarder.accept(socket);
-      else pending.push(socket);
-    });
+    let listener: LocalListener;
+    try {
+      listener = await listenLocal(options.local, (socket) => {
+        // For its whole life: a client that resets while the session starts must not crash us.
+        socket.on('error', () => {});
+        if (forwarder) forwarder.accept(socket);
+        else pending.push(socket);
+      });
+    } catch (err) {
+      await options.openSession?.terminate();
+      throw err;
+    }
     const localPort = listener.endpoint.kind === 'tcp' ? listener.endpoint.port : 0;
     let session: BridgeSession;
     try {
-      session = await BridgeSession.start({
+      session = options.openSession ?? (await BridgeSession.start({
         ...options.session,
         api: options.api,
         start: forwardStartInput(options, localPort),
         ...(options.logger ? { logger: options.logger } : {}),
-      });
+      }));
     } catch (err) {
       for (const s of pending) s.destroy();
       await listener.close();

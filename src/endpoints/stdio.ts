@@ -21,6 +21,8 @@ export interface StdioProxyOptions {
   output?: Writable;
   logger?: Logger;
   session?: Omit<BridgeSessionOptions, 'api' | 'start' | 'logger'>;
+  /** A session already open (BridgeSession.open: `ssm-bridge plugin`), bridged instead of starting one. */
+  openSession?: BridgeSession;
   onStatus?: (status: SessionStatus) => void;
   /** How long to wait, after input ends, for the service to acknowledge what we sent. */
   flushTimeoutMs?: number;
@@ -79,7 +81,7 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   const logger = options.logger ?? silentLogger;
   const input = options.input ?? process.stdin;
   const output = options.output ?? process.stdout;
-  const session = await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger });
+  const session = options.openSession ?? (await BridgeSession.start({ ...options.session, api: options.api, start: proxyStartInput(options), logger }));
   if (options.onStatus) session.on('status', options.onStatus);
 
   // The error that ends the session reaches us through session.closed(); without a listener here it would

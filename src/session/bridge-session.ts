@@ -26,6 +26,9 @@ export interface BridgeSessionOptions {
   channel?: Omit<ReliableChannelOptions, 'role'>;
 }
 
+/** BridgeSession.open: a session already started (its StartSession answer) instead of the StartSession input. */
+export type BridgeSessionOpenOptions = Omit<BridgeSessionOptions, 'start'> & { credentials: SessionCredentials };
+
 const DEFAULT_RESUME_TIMEOUT_MS = 10 * 60_000;
 const FIRST_RETRY_DELAY_MS = 100;
 const MAX_RETRY_DELAY_MS = 5_000;
@@ -61,7 +64,7 @@ export class BridgeSession extends EventEmitter {
   private state: SessionState = 'open';
   private readonly api: SsmApi;
   private readonly logger: Logger;
-  private readonly options: BridgeSessionOptions;
+  private readonly options: Omit<BridgeSessionOptions, 'start'>;
   private readonly clientId: string;
   private transport: Transport | undefined;
   private readonly closedPromise: Promise<BridgeError | undefined>;
@@ -73,9 +76,19 @@ export class BridgeSession extends EventEmitter {
 
   /** StartSession, connect, handshake. Rejects with a BridgeError; nothing is left open on failure. */
   static async start(options: BridgeSessionOptions): Promise<BridgeSession> {
-    const logger = options.logger ?? silentLogger;
+    const { start, ...rest } = options;
     // Bounded: an endpoint that accepts the connection and never answers would hang the CLI silently.
-    const credentials = await withDeadline(undefined, START_SESSION_TIMEOUT_MS, 'StartSession', (signal) => options.api.startSession(options.start, { signal }));
+    const credentials = await withDeadline(undefined, START_SESSION_TIMEOUT_MS, 'StartSession', (signal) => options.api.startSession(start, { signal }));
+    return BridgeSession.open({ ...rest, credentials });
+  }
+
+  /**
+   * Connect and handshake a session someone else started (`ssm-bridge plugin`: the AWS CLI called StartSession).
+   * Rejects with a BridgeError, after TerminateSession: nothing is left open on failure.
+   */
+  static async open(options: BridgeSessionOpenOptions): Promise<BridgeSession> {
+    const logger = options.logger ?? silentLogger;
+    const { credentials } = options;
     logger.debug({ sessionId: credentials.sessionId, gateway: describeStreamUrl(credentials.streamUrl) }, 'session started');
     const channel = new ReliableChannel({ role: 'client', ...options.channel });
     const handshake = performClientHandshake(channel, { timeoutMs: options.handshakeTimeoutMs ?? 30_000 });
@@ -102,7 +115,7 @@ export class BridgeSession extends EventEmitter {
     }
   }
 
-  private constructor(options: BridgeSessionOptions, credentials: SessionCredentials, channel: ReliableChannel, transport: Transport, handshake: HandshakeResult, clientId: string) {
+  private constructor(options: Omit<BridgeSessionOptions, 'start'>, credentials: SessionCredentials, channel: ReliableChannel, transport: Transport, handshake: HandshakeResult, clientId: string) {
     super();
     this.options = options;
     this.api = options.api;
@@ -466,7 +479,7 @@ class EarlyEvents {
 const DEFAULT_PING_INTERVAL_MS = 1_000;
 const DEFAULT_SILENCE_TIMEOUT_MS = 5_000;
 
-function transportOptions(options: BridgeSessionOptions, clientId: string) {
+function transportOptions(options: Omit<BridgeSessionOptions, 'start'>, clientId: string) {
   return {
     clientId,
     // Resolved at each connect: every resume signs its upgrade with the credentials of that moment.
