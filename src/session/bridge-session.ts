@@ -97,14 +97,25 @@ export class BridgeSession extends EventEmitter {
     // a channel_closed right behind it) are recorded here and replayed, never lost.
     const early = new EarlyEvents(channel);
     let transport: Transport | undefined;
+    // A connection closed before the handshake completed (a gateway that refused the token closes 1008) is not
+    // resumable yet: fail the start now, with the code and reason, instead of a handshake timeout 30 s later.
+    let onEarlyClose: ((code: number, reason: string) => void) | undefined;
+    const closedDuringStart = new Promise<never>((_, reject) => {
+      onEarlyClose = (code, reason) =>
+        reject(new BridgeError(ErrorCode.SERVICE_ERROR, `the data channel at ${describeStreamUrl(credentials.streamUrl)} closed before the handshake completed (WebSocket ${code}${reason ? ` ${reason}` : ''}); try again, and check the target's SSM agent if it persists`));
+      channel.once('transport-close', onEarlyClose);
+    });
+    closedDuringStart.catch(() => {});
     try {
       transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(options, clientId));
       channel.attach(transport);
-      const result = await handshake;
+      const result = await Promise.race([handshake, closedDuringStart]);
+      channel.off('transport-close', onEarlyClose!);
       const session = new BridgeSession(options, credentials, channel, transport, result, clientId);
       early.replayInto(session);
       return session;
     } catch (err) {
+      channel.off('transport-close', onEarlyClose!);
       early.stop();
       handshake.catch(() => {});
       channel.close();

@@ -78,6 +78,19 @@ describe('a hostile service', () => {
     expect(run.stderr()).not.toMatch(/\n\s+at /);
   });
 
+  it('a connection closed (1008) before the handshake: exit 9 at once with the code and reason, not a 30 s handshake timeout', async () => {
+    service = await startHostileService({ onConnection: (peer) => peer.ws.close(1008, 'token refused') });
+    const started = Date.now();
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect(await exitOf(run)).toBe(9);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ssm-bridge: the data channel at 127\.0\.0\.1:\d+ closed before the handshake completed \(WebSocket 1008 token refused\)/);
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
+  });
+
   it('an upgrade answered 502 during a resume: no crash; exit 7 once --resume-timeout is spent', async () => {
     service = await startHostileService({
       refuseUpgrade: (index) => (index === 0 ? undefined : 502),
