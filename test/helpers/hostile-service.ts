@@ -2,7 +2,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { decodeAgentMessage, encodeHandshakeComplete, encodeHandshakeRequest, MessageType, PayloadType, type AgentMessage } from '../../src/protocol/index.js';
+import { decodeAgentMessage, encodeAgentMessage, encodeHandshakeComplete, MessageFlags, SCHEMA_VERSION, encodeHandshakeRequest, MessageType, PayloadType, type AgentMessage } from '../../src/protocol/index.js';
 import { ackFrame, streamFrame } from './agent-frames.js';
 
 /*
@@ -20,6 +20,8 @@ export interface HostilePeer {
   send(payloadType: number, payload: Buffer): void;
   /** Send raw bytes as one binary frame. */
   sendRaw(frame: Buffer): void;
+  /** channel_closed with this Output (the service ending the session, with its reason). */
+  closeChannel(output: string): void;
   /** HandshakeRequest for a Port session with these properties; resolves after HandshakeComplete is sent. */
   handshake(properties: Record<string, unknown>, agentVersion?: string): Promise<void>;
 }
@@ -29,6 +31,12 @@ export interface HostileServiceOptions {
   onConnection(peer: HostilePeer, index: number): void | Promise<void>;
   /** Answer the WebSocket upgrade with this HTTP status instead (e.g. 403, 502), for the given connection index. */
   refuseUpgrade?: (index: number) => number | undefined;
+  /**
+   * Script an API answer instead of the normal one: 'hang' never answers (the request is read, then nothing),
+   * an object is sent as the HTTP status and JSON body (an AWS error: `{ __type, message }`). `index` counts the
+   * calls of that action.
+   */
+  answer?: (action: string, index: number) => 'hang' | { status: number; body: unknown } | undefined;
 }
 
 export interface HostileService {
@@ -43,13 +51,23 @@ export async function startHostileService(options: HostileServiceOptions): Promi
   let upgrades = 0;
   const wss = new WebSocketServer({ noServer: true });
   const sockets = new Set<net.Socket>();
+  const callsOf = new Map<string, number>();
   const server = http.createServer((req, res) => {
     const target = String(req.headers['x-amz-target'] ?? '').replace('AmazonSSM.', '');
     calls.push(target);
+    const index = callsOf.get(target) ?? 0;
+    callsOf.set(target, index + 1);
     req.resume();
     req.on('end', () => {
       const host = req.headers.host ?? '127.0.0.1';
       res.setHeader('content-type', 'application/x-amz-json-1.1');
+      const scripted = options.answer?.(target, index);
+      if (scripted === 'hang') return;
+      if (scripted !== undefined) {
+        res.statusCode = scripted.status;
+        res.end(JSON.stringify(scripted.body));
+        return;
+      }
       if (target === 'StartSession' || target === 'ResumeSession') {
         res.end(JSON.stringify({ SessionId: 'hostile-1', TokenValue: randomUUID(), StreamUrl: `ws://${host}/v1/data-channel/hostile-1?role=publish_subscribe` }));
       } else res.end(JSON.stringify({ SessionId: 'hostile-1' }));
@@ -114,6 +132,10 @@ function makePeer(ws: WebSocket): HostilePeer {
     },
     sendRaw(frame) {
       ws.send(frame);
+    },
+    closeChannel(output) {
+      const payload = Buffer.from(JSON.stringify({ MessageId: randomUUID(), CreatedDate: new Date().toISOString(), DestinationId: 'i-1', SessionId: 'hostile-1', MessageType: 'channel_closed', SchemaVersion: 1, Output: output }));
+      ws.send(encodeAgentMessage({ messageType: MessageType.ChannelClosed, schemaVersion: SCHEMA_VERSION, createdDate: Date.now(), sequenceNumber: 0, flags: MessageFlags.Ack, messageId: randomUUID(), payloadType: PayloadType.Output, payload }));
     },
     async handshake(properties, agentVersion = '3.3.2746.0') {
       const response = new Promise<void>((resolve) => {

@@ -1,0 +1,113 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
+import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
+import { within } from '../helpers/servers.js';
+
+/*
+ * The CLI against an SSM API that never answers a call, or answers with hostile text (issue 15): every call has
+ * a deadline, and one signal or one failure ends the process within seconds with the documented code.
+ */
+
+const LPF = { portNumber: '80', type: 'LocalPortForwarding' };
+const FORWARD = ['forward', 'i-0123456789abcdef0', '--remote-port', '80'];
+let service: HostileService | undefined;
+const runs: CliRun[] = [];
+
+afterEach(async () => {
+  await Promise.all(runs.splice(0).map((r) => stopCli(r)));
+  await service?.close();
+  service = undefined;
+});
+
+async function timedExit(run: CliRun, boundMs: number): Promise<{ code: number; ms: number }> {
+  const started = Date.now();
+  const code = await within(run.exited, boundMs, 'the CLI to exit');
+  return { code, ms: Date.now() - started };
+}
+
+describe('an API that never answers', () => {
+  it('TerminateSession on SIGTERM: exit 0 within 8 s all the same', async () => {
+    service = await startHostileService({ answer: (action) => (action === 'TerminateSession' ? 'hang' : undefined), onConnection: (peer) => peer.handshake(LPF) });
+    const { run } = await startForward([...FORWARD.slice(1), '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    run.child.kill('SIGTERM');
+    const { code, ms } = await timedExit(run, 15_000);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(8_000);
+    expect(service.calls).toContain('TerminateSession');
+  });
+
+  it('TerminateSession in the start-failure cleanup (a document forward cannot use): exit 2 within 8 s', async () => {
+    service = await startHostileService({
+      answer: (action) => (action === 'TerminateSession' ? 'hang' : undefined),
+      onConnection: (peer) => peer.handshake({}, '3.3.2746.0').catch(() => {}),
+    });
+    // A Port session without a port-forwarding type, under forward: refused after the handshake, before listening.
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    const { code, ms } = await timedExit(run, 15_000);
+    expect(code).toBe(2);
+    expect(ms).toBeLessThan(8_000);
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
+  });
+
+  it('ResumeSession after a drop: --resume-timeout still bounds the outage, exit 7', async () => {
+    service = await startHostileService({
+      answer: (action) => (action === 'ResumeSession' || action === 'TerminateSession' ? 'hang' : undefined),
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        setTimeout(() => peer.ws.terminate(), 200);
+      },
+    });
+    const { run } = await startForward([...FORWARD.slice(1), '--endpoint-url', service.endpoint, '--resume-timeout', '3s']);
+    runs.push(run);
+    const { code, ms } = await timedExit(run, 20_000);
+    expect(code).toBe(7);
+    // 3 s of outage, then the bounded TerminateSession (5 s).
+    expect(ms).toBeLessThan(10_000);
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ssm-bridge: could not resume session hostile-1 within 3 s; last error: ResumeSession got no answer/);
+  });
+});
+
+describe('API errors', () => {
+  it('control characters in an error message from the service reach the terminal escaped, on one line', async () => {
+    service = await startHostileService({
+      answer: (action) => (action === 'StartSession' ? { status: 400, body: { __type: 'ValidationException', message: 'bad\u001b[2J\u0007\nssm-bridge: forged line' } } : undefined),
+      onConnection() {},
+    });
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect((await timedExit(run, 15_000)).code).toBe(2);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('bad\\x1b[2J\\x07\\x0assm-bridge: forged line');
+    expect(run.stderr()).not.toMatch(/[\u001b\u0007]/);
+  });
+
+  it.each([
+    ['TargetNotConnected', 3],
+    ['AccessDeniedException', 4],
+    ['ThrottlingException', 9],
+  ])('StartSession answered %s: exit %i, one line', async (type, expected) => {
+    service = await startHostileService({ answer: (action) => (action === 'StartSession' ? { status: 400, body: { __type: type, message: 'no' } } : undefined), onConnection() {} });
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect((await timedExit(run, 30_000)).code).toBe(expected);
+    expect(run.stderr().trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('the agent could not connect to the destination', () => {
+  it('proxy over a stream-mode document, channel_closed with a reason before any data: exit 10 with the reason', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake({ portNumber: '22' });
+        setTimeout(() => peer.closeChannel('connection refused'), 50);
+      },
+    });
+    const run = runCli(['proxy', 'i-0123456789abcdef0', '--endpoint-url', service.endpoint], { stdin: 'pipe' });
+    runs.push(run);
+    expect((await timedExit(run, 15_000)).code).toBe(10);
+    expect(run.stderr().trim().split('\n')).toEqual([expect.stringMatching(/^ssm-bridge: the agent could not connect to port 22 on i-0123456789abcdef0: connection refused$/)]);
+  });
+});
