@@ -14,6 +14,8 @@ import { ackFrame, streamFrame } from './agent-frames.js';
 
 export interface HostilePeer {
   ws: WebSocket;
+  /** The session this connection is for (from the StreamUrl's path). */
+  sessionId: string;
   /** Messages the client sent on this connection (decoded; undecodable ones are skipped). */
   received: AgentMessage[];
   /** Send an output_stream_data message with the next sequence number. */
@@ -36,6 +38,8 @@ export interface HostileServiceOptions {
    * an object is sent as the HTTP status and JSON body (an AWS error: `{ __type, message }`). `index` counts the
    * calls of that action.
    */
+  /** The SessionId StartSession gives for a target (default `hostile-1` for all): concurrent sessions apart. */
+  sessionIdFor?: (target: string) => string;
   answer?: (action: string, index: number) => 'hang' | { status: number; body: unknown } | undefined;
 }
 
@@ -57,7 +61,8 @@ export async function startHostileService(options: HostileServiceOptions): Promi
     calls.push(target);
     const index = callsOf.get(target) ?? 0;
     callsOf.set(target, index + 1);
-    req.resume();
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const host = req.headers.host ?? '127.0.0.1';
       res.setHeader('content-type', 'application/x-amz-json-1.1');
@@ -68,9 +73,11 @@ export async function startHostileService(options: HostileServiceOptions): Promi
         res.end(JSON.stringify(scripted.body));
         return;
       }
+      const body = parseBody(Buffer.concat(chunks));
+      const sessionId = target === 'StartSession' ? (options.sessionIdFor?.(String(body.Target ?? '')) ?? 'hostile-1') : String(body.SessionId ?? 'hostile-1');
       if (target === 'StartSession' || target === 'ResumeSession') {
-        res.end(JSON.stringify({ SessionId: 'hostile-1', TokenValue: randomUUID(), StreamUrl: `ws://${host}/v1/data-channel/hostile-1?role=publish_subscribe` }));
-      } else res.end(JSON.stringify({ SessionId: 'hostile-1' }));
+        res.end(JSON.stringify({ SessionId: sessionId, TokenValue: randomUUID(), StreamUrl: `ws://${host}/v1/data-channel/${encodeURIComponent(sessionId)}?role=publish_subscribe` }));
+      } else res.end(JSON.stringify({ SessionId: sessionId }));
     });
   });
   server.on('connection', (s) => {
@@ -88,7 +95,7 @@ export async function startHostileService(options: HostileServiceOptions): Promi
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.on('error', () => {});
       ws.once('message', () => {
-        const peer = makePeer(ws);
+        const peer = makePeer(ws, sessionIdOf(req.url ?? ''));
         void Promise.resolve(options.onConnection(peer, connections++)).catch(() => ws.terminate());
       });
     });
@@ -106,7 +113,25 @@ export async function startHostileService(options: HostileServiceOptions): Promi
   };
 }
 
-function makePeer(ws: WebSocket): HostilePeer {
+function parseBody(body: Buffer): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function sessionIdOf(path: string): string {
+  const m = /^\/v1\/data-channel\/([^?]*)/.exec(path);
+  try {
+    return m ? decodeURIComponent(m[1]!) : '';
+  } catch {
+    return '';
+  }
+}
+
+function makePeer(ws: WebSocket, sessionId: string): HostilePeer {
   let sequence = 0;
   const received: AgentMessage[] = [];
   const waiters: Array<(m: AgentMessage) => void> = [];
@@ -126,6 +151,7 @@ function makePeer(ws: WebSocket): HostilePeer {
   });
   const peer: HostilePeer = {
     ws,
+    sessionId,
     received,
     send(payloadType, payload) {
       ws.send(streamFrame(MessageType.OutputStreamData, sequence++, payloadType, payload));
