@@ -6,7 +6,7 @@ import { smuxFailure } from './smux-failure.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { copyInBatches } from './copy-in-batches.js';
-import { waitAtMost } from './wait-at-most.js';
+import { waitAtMost, writeBarrier } from './wait-at-most.js';
 
 export interface StdioProxyOptions {
   api: SsmApi;
@@ -41,7 +41,7 @@ async function drained(source: Readable, sink: Writable, timeoutMs: number): Pro
       });
     }
     if (!sink.writable) return;
-    await new Promise<void>((resolve) => sink.write(Buffer.alloc(0), () => resolve()));
+    await writeBarrier(sink, timeoutMs);
   })();
   await waitAtMost(flushed, timeoutMs);
 }
@@ -116,16 +116,20 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
       input.unpipe(remote);
       // Everything read from stdin becomes messages, then the service acknowledges it (through any resume),
       // then we terminate. A signal (ssh sends SIGHUP when it is done) cuts the wait short, never the terminate.
+      // All of it within flushMs: a service that withholds its acks fills the window, and the barrier (bytes
+      // becoming messages) then waits as long as the acks do.
       const flushMs = options.flushTimeoutMs ?? 30_000;
-      await Promise.race([
-        (async () => {
-          await new Promise<void>((resolve) => remote.write(Buffer.alloc(0), () => resolve()));
-          await session.flushed(flushMs);
-        })(),
-        hurried.then(() => new Promise((r) => setTimeout(r, URGENT_FLUSH_MS))),
+      const deadline = Date.now() + flushMs;
+      const acknowledged = await Promise.race([
+        (async () => (await writeBarrier(remote, flushMs)) && (await session.flushed(Math.max(0, deadline - Date.now()))))(),
+        hurried.then(() => new Promise<boolean>((r) => setTimeout(() => r(false), URGENT_FLUSH_MS))),
       ]);
+      if (!acknowledged && !urgent && !session.isClosed) {
+        logger.warn({ flushTimeoutMs: flushMs }, `the service did not acknowledge everything sent within ${Math.round(flushMs / 1000)} s of the end of input; part of it may not have arrived`);
+      }
       smux?.close();
-      await session.terminate(urgent ? URGENT_FLUSH_MS : flushMs);
+      // The flush is over, one way or the other: the terminate's own flush (of the flag) needs no more time.
+      await session.terminate(URGENT_FLUSH_MS);
     })();
     return stopped;
   };

@@ -69,6 +69,24 @@ describe('an API that never answers', () => {
   });
 });
 
+describe('a service that withholds every ack', () => {
+  it('forward -- <command>: the command ends with 4 MiB queued; the session is terminated and its status returned within seconds', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        peer.acks = false;
+      },
+    });
+    const writer = `const s=require('net').connect(+process.env.SSM_BRIDGE_LOCAL_PORT,'127.0.0.1');s.on('error',()=>{});s.write(Buffer.alloc(4<<20));setTimeout(()=>process.exit(3),1000);`;
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint, '--', process.execPath, '-e', writer]);
+    runs.push(run);
+    const { code, ms } = await timedExit(run, 20_000);
+    expect(code).toBe(3);
+    expect(ms).toBeLessThan(8_000);
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
+  });
+});
+
 describe('API errors', () => {
   it('control characters in an error message from the service reach the terminal escaped, on one line', async () => {
     service = await startHostileService({

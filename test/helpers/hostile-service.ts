@@ -16,6 +16,8 @@ export interface HostilePeer {
   ws: WebSocket;
   /** The session this connection is for (from the StreamUrl's path). */
   sessionId: string;
+  /** Acknowledge the client's messages (true at first); false holds every ack back, as a stalled agent does. */
+  acks: boolean;
   /** Messages the client sent on this connection (decoded; undecodable ones are skipped). */
   received: AgentMessage[];
   /** Send an output_stream_data message with the next sequence number. */
@@ -145,13 +147,14 @@ function makePeer(ws: WebSocket, sessionId: string): HostilePeer {
     }
     received.push(msg);
     if (msg.messageType === MessageType.InputStreamData) {
-      ws.send(ackFrame(msg));
+      if (peer.acks) ws.send(ackFrame(msg));
       for (const w of waiters.splice(0)) w(msg);
     }
   });
   const peer: HostilePeer = {
     ws,
     sessionId,
+    acks: true,
     received,
     send(payloadType, payload) {
       ws.send(streamFrame(MessageType.OutputStreamData, sequence++, payloadType, payload));
