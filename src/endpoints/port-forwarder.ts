@@ -4,7 +4,7 @@ import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { FlagValue, smuxKeepAliveFor } from '../protocol/index.js';
 import { smuxFailure } from './smux-failure.js';
-import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
+import { BridgeSession, rateLimited, type BridgeSessionOptions, type SessionStatus, type SsmApi, type StartSessionInput } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
 import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
 import { describeEndpoint, listenLocal, type LocalEndpoint, type LocalListener } from './local-listener.js';
@@ -124,12 +124,16 @@ export class PortForwarder extends EventEmitter {
     this.counters = newTrafficCounters();
     if (onStatus) session.on('status', onStatus);
     session.on('status', (status: SessionStatus) => this.emit('status', status));
+    // Rate-limited: every local connection may fail so (or a hostile service may say so a thousand times).
+    const connectErrorWarning = rateLimited(5_000, (_: undefined, suppressed: number) =>
+      this.logger.warn(
+        { event: 'connect-to-port-error', sessionId: session.sessionId, destination, ...(suppressed > 0 ? { suppressed } : {}) },
+        `the agent could not connect to ${destination}; that connection was closed (is the service there running?)${suppressed > 0 ? ` (${suppressed + 1} times since the last warning)` : ''}`,
+      ),
+    );
     session.on('flag', (flag: number) => {
       if (flag === FlagValue.ConnectToPortError) {
-        this.logger.warn(
-          { event: 'connect-to-port-error', sessionId: session.sessionId, destination },
-          `the agent could not connect to ${destination}; that connection was closed (is the service there running?)`,
-        );
+        connectErrorWarning(undefined);
         this.emit('connect-error');
       }
     });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeAgentMessage, encodeHandshakeRequest, MessageFlags, MessageType, PayloadType, SCHEMA_VERSION } from '../../src/protocol/index.js';
+import { encodeAgentMessage, encodeFlag, encodeHandshakeRequest, FlagValue, MessageFlags, MessageType, PayloadType, SCHEMA_VERSION } from '../../src/protocol/index.js';
 import { encodeFrame, SmuxCommand } from '../../src/smux/frame.js';
 import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
 import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
@@ -139,6 +139,22 @@ describe('a hostile service', () => {
     const lines = run.stderr().trim().split('\n');
     expect(lines.length).toBeLessThanOrEqual(4);
     expect(lines.at(-1)).toMatch(/^ssm-bridge: .*malformed messages within 10 s/);
+  });
+
+  it('ConnectToPortError a thousand times: a handful of warnings, the tunnel stays up', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake(LPF);
+        for (let i = 0; i < 1000; i++) peer.send(PayloadType.Flag, encodeFlag(FlagValue.ConnectToPortError));
+      },
+    });
+    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(run.child.exitCode).toBeNull();
+    const warnings = run.stderr().split('\n').filter((l) => /could not connect to the destination port/.test(l));
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings.length).toBeLessThanOrEqual(2);
   });
 
   it('forward with a stream-mode document and a client that connected during the start: exit 2, no hang', async () => {
