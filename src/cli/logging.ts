@@ -14,7 +14,8 @@ const LEVEL_NAMES: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INF
  * final error, prefixed `ssm-bridge: ` like every error line). With --log-format json they are records like any other.
  */
 const BARE_MESSAGES: Record<string, (msg: string) => string> = {
-  listening: (msg) => msg,
+  // The target, remote host and socket path come from the command line or a tunnels file: inert on the terminal.
+  listening: (msg) => printable(msg),
   error: (msg) => `ssm-bridge: ${msg}`,
 };
 

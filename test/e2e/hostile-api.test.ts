@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { runCli, startForward, stopCli, type CliRun } from '../helpers/cli.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli, startForward, stopCli, waitForStderr, type CliRun } from '../helpers/cli.js';
 import { startHostileService, type HostileService } from '../helpers/hostile-service.js';
 import { within } from '../helpers/servers.js';
 
@@ -112,6 +115,24 @@ describe('API errors', () => {
     runs.push(run);
     expect((await timedExit(run, 30_000)).code).toBe(expected);
     expect(run.stderr().trim().split('\n')).toHaveLength(1);
+  });
+});
+
+describe('text from a tunnels file', () => {
+  it('control characters in a remoteHost reach the terminal escaped in the readiness line', async () => {
+    service = await startHostileService({ onConnection: (peer) => peer.handshake(LPF) });
+    const dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-hostile-'));
+    try {
+      const file = join(dir, 'tunnels.yaml');
+      writeFileSync(file, `endpointUrl: ${service.endpoint}\ntunnels:\n  - name: db\n    target: i-0123456789abcdef0\n    remoteHost: "db\\e[2J\\a.internal"\n    remotePort: 5432\n`);
+      const run = runCli(['up', '-f', file]);
+      runs.push(run);
+      await waitForStderr(run, /^Listening on /m);
+      expect(run.stderr()).toMatch(/^Listening on 127\.0\.0\.1:\d+ -> db\\x1b\[2J\\x07\.internal:5432/m);
+      expect(run.stderr()).not.toMatch(/[\u001b\u0007]/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
