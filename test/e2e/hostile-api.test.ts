@@ -106,6 +106,30 @@ describe('API errors', () => {
   });
 
   it.each([
+    ['no token or stream URL', { SessionId: 'hostile-1' }, /StartSession returned no session id, token or stream URL/],
+    ['a body that is not JSON', '<html>\u001b[31mproxy error', /StartSession failed/],
+  ])('StartSession answered 200 with %s: exit 9, one line', async (_name, body, pattern) => {
+    service = await startHostileService({ answer: (action) => (action === 'StartSession' ? { status: 200, body } : undefined), onConnection() {} });
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect((await timedExit(run, 30_000)).code).toBe(9);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(pattern);
+    expect(run.stderr()).not.toMatch(/[\u001b]/);
+  });
+
+  it('the WebSocket upgrade answered with bytes that are not HTTP: exit 9, one line', async () => {
+    service = await startHostileService({ refuseUpgrade: () => Buffer.from('\u0000\u001b[2Jgarbage\r\n\r\n'), onConnection() {} });
+    const run = runCli([...FORWARD, '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    expect((await timedExit(run, 30_000)).code).toBe(9);
+    const lines = run.stderr().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^ssm-bridge: could not open the data channel to 127\.0\.0\.1:\d+/);
+  });
+
+  it.each([
     ['TargetNotConnected', 3],
     ['AccessDeniedException', 4],
     ['ThrottlingException', 9],

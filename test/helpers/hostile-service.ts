@@ -33,11 +33,14 @@ export interface HostilePeer {
 export interface HostileServiceOptions {
   /** Called for each data-channel WebSocket once OpenDataChannelInput arrived. */
   onConnection(peer: HostilePeer, index: number): void | Promise<void>;
-  /** Answer the WebSocket upgrade with this HTTP status instead (e.g. 403, 502), for the given connection index. */
-  refuseUpgrade?: (index: number) => number | undefined;
+  /**
+   * Answer the WebSocket upgrade with this HTTP status instead (e.g. 403, 502), or with these raw bytes (then the
+   * socket closes), for the given connection index.
+   */
+  refuseUpgrade?: (index: number) => number | Buffer | undefined;
   /**
    * Script an API answer instead of the normal one: 'hang' never answers (the request is read, then nothing),
-   * an object is sent as the HTTP status and JSON body (an AWS error: `{ __type, message }`). `index` counts the
+   * an object is sent as the HTTP status and body (JSON, e.g. an AWS error `{ __type, message }`; a string as it is). `index` counts the
    * calls of that action.
    */
   /** The SessionId StartSession gives for a target (default `hostile-1` for all): concurrent sessions apart. */
@@ -72,7 +75,7 @@ export async function startHostileService(options: HostileServiceOptions): Promi
       if (scripted === 'hang') return;
       if (scripted !== undefined) {
         res.statusCode = scripted.status;
-        res.end(JSON.stringify(scripted.body));
+        res.end(typeof scripted.body === 'string' ? scripted.body : JSON.stringify(scripted.body));
         return;
       }
       const body = parseBody(Buffer.concat(chunks));
@@ -90,6 +93,10 @@ export async function startHostileService(options: HostileServiceOptions): Promi
     socket.on('error', () => {});
     const index = upgrades++;
     const status = options.refuseUpgrade?.(index);
+    if (Buffer.isBuffer(status)) {
+      socket.end(status);
+      return;
+    }
     if (status !== undefined) {
       socket.end(`HTTP/1.1 ${status} Refused\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
       return;
