@@ -31,8 +31,8 @@ export interface StdioProxyOptions {
 /** How long the end of a session waits for received bytes to reach the output (a stalled reader must not hang us). */
 const OUTPUT_DRAIN_TIMEOUT_MS = 10_000;
 
-/** Resolve once `source` has ended (or was destroyed) and everything written to `sink` before that was flushed. */
-async function drained(source: Readable, sink: Writable, timeoutMs: number): Promise<void> {
+/** Resolve once `source` has ended (or was destroyed) and everything written to `sink` before that was flushed, or `sinkFailed` settled. */
+async function drained(source: Readable, sink: Writable, timeoutMs: number, sinkFailed: Promise<void>): Promise<void> {
   const flushed = (async () => {
     if (!source.readableEnded && !source.destroyed) {
       await new Promise<void>((resolve) => {
@@ -43,7 +43,8 @@ async function drained(source: Readable, sink: Writable, timeoutMs: number): Pro
     if (!sink.writable) return;
     await writeBarrier(sink, timeoutMs);
   })();
-  await waitAtMost(flushed, timeoutMs);
+  // A sink that failed (its reader went away: a pipe stays "writable" after EPIPE) takes nothing more.
+  await waitAtMost(Promise.race([flushed, sinkFailed]), timeoutMs);
 }
 
 /** The flush waits for acks the agent may never send (it does not ack what it could not write): bounded. */
@@ -140,6 +141,22 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   let remoteSentData = false;
   remote.once('data', () => (remoteSentData = true));
   input.once('end', () => void stop());
+  // For their whole life: a reader that went away (EPIPE: ssh exited, `| head`) or an input that failed ends
+  // the session like the end of input does (terminated, exit 0); unheard, the error crashed the process.
+  let outputFailed: () => void = () => {};
+  const outputGone = new Promise<void>((resolve) => (outputFailed = resolve));
+  output.on('error', (err: Error) => {
+    outputFailed();
+    stopOutput();
+    if (stopping) return;
+    logger.info({ err: err.message }, 'the output was closed; ending the session');
+    void stop({ urgent: true });
+  });
+  input.on('error', (err: Error) => {
+    if (stopping) return;
+    logger.info({ err: err.message }, 'reading the input failed; ending the session');
+    void stop();
+  });
   remote.once('end', () => {
     // The remote side closed (stream mode: the agent's connection ended). Nothing more will come.
     void session.terminate(options.flushTimeoutMs ?? 30_000);
@@ -152,7 +169,7 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
   const done = session.closed().then(async (err) => {
     input.unpipe(remote);
     // The bytes that arrived before the end are still on their way to stdout: let them out first.
-    await drained(remote, output, OUTPUT_DRAIN_TIMEOUT_MS);
+    await drained(remote, output, OUTPUT_DRAIN_TIMEOUT_MS, outputGone);
     stopOutput();
     if (input !== process.stdin) return classify(err, remoteEndedFirst);
     // stdin may keep the event loop alive; we are done reading.

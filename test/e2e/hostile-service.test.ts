@@ -91,6 +91,24 @@ describe('a hostile service', () => {
     expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
   });
 
+  it('proxy whose stdout reader goes away (EPIPE: ssh exited, `| head`): the session is terminated, exit 0, no crash', async () => {
+    service = await startHostileService({
+      async onConnection(peer) {
+        await peer.handshake({ portNumber: '22' });
+        const flood = setInterval(() => {
+          if (peer.ws.readyState !== peer.ws.OPEN) clearInterval(flood);
+          else peer.send(PayloadType.Output, Buffer.alloc(1024, 65));
+        }, 1);
+      },
+    });
+    const run = runCli(['proxy', 'i-0123456789abcdef0', '--endpoint-url', service.endpoint], { stdin: 'pipe' });
+    runs.push(run);
+    run.child.stdout!.once('data', () => run.child.stdout!.destroy());
+    expect(await exitOf(run)).toBe(0);
+    expect(run.stderr()).toBe('');
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
+  });
+
   it('an upgrade answered 502 during a resume: no crash; exit 7 once --resume-timeout is spent', async () => {
     service = await startHostileService({
       refuseUpgrade: (index) => (index === 0 ? undefined : 502),
