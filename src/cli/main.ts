@@ -11,6 +11,9 @@ import { explainUsageError } from './usage-errors.js';
 
 // The SDK warns on stderr about its future Node support; our stderr is for our own one-line messages.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+// A stderr whose reader went away (`ssm-bridge forward … 2>&1 | head -1` in a script) fails every later write
+// with EPIPE: unheard, that error killed the tunnel (exit 1). Our messages then have nowhere to go; the work goes on.
+process.stderr.on('error', () => {});
 
 /*
  * Each command's module (and so its dependencies: the sandbox, yaml, the SDK, ws, pino) is imported only when

@@ -109,6 +109,19 @@ describe('a hostile service', () => {
     expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
   });
 
+  it('forward whose stderr reader goes away (`2>&1 | head -1`): the tunnel stays up, SIGTERM still exits 0', async () => {
+    service = await startHostileService({ onConnection: (peer) => peer.handshake(LPF) });
+    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--stats-interval', '1s']);
+    runs.push(run);
+    run.child.stderr!.destroy();
+    // Stats lines every second: each write now fails with EPIPE.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(run.child.exitCode).toBeNull();
+    run.child.kill('SIGTERM');
+    expect(await exitOf(run)).toBe(0);
+    expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
+  });
+
   it('an upgrade answered 502 during a resume: no crash; exit 7 once --resume-timeout is spent', async () => {
     service = await startHostileService({
       refuseUpgrade: (index) => (index === 0 ? undefined : 502),
