@@ -72,7 +72,7 @@ export function checkAwsOptions(options: { region?: string | undefined; endpoint
 export function parsePort(value: unknown, option: string, allowZero: boolean): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
-    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} must be a port number from ${allowZero ? 0 : 1} to 65535 (got ${JSON.stringify(value)})`);
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} must be a port number from ${allowZero ? 0 : 1} to 65535 (got ${Number.isNaN(value) ? 'something that is not a number' : JSON.stringify(value)})`);
   }
   return n;
 }

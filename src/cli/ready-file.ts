@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BridgeError, ErrorCode } from '../errors.js';
 
@@ -42,6 +42,10 @@ export async function removeReadyFile(path: string): Promise<void> {
   } catch (err) {
     throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `cannot remove the old ready file ${path}: ${(err as Error).message}; check --ready-file`, { cause: err });
   }
+  // Checked now, before any session: a directory that is not there fails the run at once, not once it is up.
+  const directory = dirname(path);
+  const isDirectory = await stat(directory).then((s) => s.isDirectory(), () => false);
+  if (!isDirectory) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `the directory of the ready file ${path} does not exist; check --ready-file`);
 }
 
 /** Synchronous removal for `process.on('exit')`: the tunnels are gone, so the file must be too. */

@@ -51,6 +51,14 @@ describe('wrong input gets the right code and one line', () => {
     await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', url], 2, pattern);
   });
 
+  it('--ready-file in a directory that does not exist: exit 2 before any session', async () => {
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--ready-file', join(dir, 'missing', 'ready.json'), '--endpoint-url', NOWHERE], 2, /the directory of the ready file .* does not exist; check --ready-file/);
+  });
+
+  it('--local-port abc: exit 2, not "(got null)"', async () => {
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-port', 'abc', '--endpoint-url', NOWHERE], 2, /--local-port must be a port number from 0 to 65535 \(got something that is not a number\)$/);
+  });
+
   it('a malformed --region: exit 2', async () => {
     await failsWith(['proxy', 'i-0123456789abcdef0', '--region', 'not a region', '--endpoint-url', NOWHERE], 2, /--region must be a region name/);
   });
