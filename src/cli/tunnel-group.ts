@@ -131,7 +131,8 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   for (const request of requests) {
     checkTarget(request.target);
     checkAwsOptions(request.aws);
-    warnExposure(loggerFor(request), { listenAddress: request.local.kind === 'tcp' ? request.local.address : undefined, endpointUrl: request.aws.endpointUrl, what: 'the forward' });
+    // The listener's exposure is told once it is bound (an address that is not this machine's is an error instead).
+    warnExposure(loggerFor(request), { endpointUrl: request.aws.endpointUrl });
   }
 
   // Start all at once; if any fails, terminate the sessions of the others before reporting it.
@@ -188,6 +189,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   // Every listener is up and every session started: tell people and machines.
   for (const t of tunnels) {
     const endpoint = t.forwarder.endpoint;
+    if (endpoint.kind === 'tcp') warnExposure(loggerFor(t.request), { listenAddress: endpoint.address, what: 'the forward' });
     // The readiness announcement, one per listener: a bare `Listening on …` line in the pretty format, a record
     // with --log-format json; at every log level but silent.
     announce(

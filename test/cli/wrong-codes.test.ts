@@ -55,6 +55,10 @@ describe('wrong input gets the right code and one line', () => {
     await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--ready-file', join(dir, 'missing', 'ready.json'), '--endpoint-url', NOWHERE], 2, /the directory of the ready file .* does not exist; check --ready-file/);
   });
 
+  it.each(['not an ip', '192.0.2.1'])('--local-address %j (not an address of this machine): exit 2, one line, no exposure warning', async (address) => {
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-address', address, '--endpoint-url', NOWHERE], 2, /is not an address of this machine; check --local-address/);
+  });
+
   it('--local-port abc: exit 2, not "(got null)"', async () => {
     await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-port', 'abc', '--endpoint-url', NOWHERE], 2, /--local-port must be a port number from 0 to 65535 \(got something that is not a number\)$/);
   });
