@@ -60,7 +60,7 @@ describe('wrong input gets the right code and one line', () => {
   });
 
   it('--local-port abc: exit 2, not "(got null)"', async () => {
-    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-port', 'abc', '--endpoint-url', NOWHERE], 2, /--local-port must be a port number from 0 to 65535 \(got something that is not a number\)$/);
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-port', 'abc', '--endpoint-url', NOWHERE], 2, /--local-port must be a port number from 0 to 65535 \(got "abc"\)$/);
   });
 
   it('a malformed --region: exit 2', async () => {
