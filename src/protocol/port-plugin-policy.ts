@@ -49,3 +49,13 @@ export function agentRunsSmuxKeepAlive(agentVersion: string, clientVersion: stri
 export function smuxKeepAliveFor(agentVersion: string, clientVersion: string = CLIENT_VERSION): typeof SMUX_KEEPALIVE_TIMING | false {
   return agentRunsSmuxKeepAlive(agentVersion, clientVersion) ? SMUX_KEEPALIVE_TIMING : false;
 }
+
+/**
+ * How a port session carries connections, from what its handshake said: `multiplexed` (smux, many at once) for
+ * a LocalPortForwarding session with an agent that multiplexes, `basic` (one at a time) for one that does not,
+ * and `stream` for a session without the LocalPortForwarding type (one byte stream: SSH-style documents).
+ */
+export function portPluginMode(handshake: { agentVersion: string; properties: { type?: string } }, clientVersion: string = CLIENT_VERSION): 'multiplexed' | 'basic' | 'stream' {
+  if (handshake.properties.type !== 'LocalPortForwarding') return 'stream';
+  return agentMultiplexes(handshake.agentVersion, clientVersion) ? 'multiplexed' : 'basic';
+}

@@ -5,10 +5,11 @@ import type { Duplex } from 'node:stream';
 import { ReliableChannel, type ReliableChannelOptions, type Transport } from '../channel/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { agentMultiplexes, encodeFlag, FlagValue, PayloadType, type AgentMessage, type ChannelClosed, decodeFlag } from '../protocol/index.js';
+import { encodeFlag, portPluginMode, FlagValue, PayloadType, type AgentMessage, type ChannelClosed, decodeFlag } from '../protocol/index.js';
 import { connectDataChannel, describeStreamUrl } from './data-channel.js';
 import { performClientHandshake, type HandshakeResult } from './handshake.js';
 import { isRetryable, type SessionCredentials, type SsmApi, type StartSessionInput } from './ssm-api.js';
+import { RetryPolicy } from './resume-policy.js';
 import type { SessionStatus } from './status.js';
 
 export interface BridgeSessionOptions {
@@ -30,56 +31,55 @@ export interface BridgeSessionOptions {
 export type BridgeSessionOpenOptions = Omit<BridgeSessionOptions, 'start'> & { credentials: SessionCredentials };
 
 const DEFAULT_RESUME_TIMEOUT_MS = 10 * 60_000;
-const FIRST_RETRY_DELAY_MS = 100;
-const MAX_RETRY_DELAY_MS = 5_000;
 /** Bound of one resume step (ResumeSession, then the WebSocket open); doubles after each step that hit it. */
 const FIRST_STEP_TIMEOUT_MS = 5_000;
 const MAX_STEP_TIMEOUT_MS = 30_000;
 const TERMINATE_TIMEOUT_MS = 5_000;
-/** A resumed connection that stays up this long ends the outage (its attempt count and --resume-timeout budget). */
-const STABLE_CONNECTION_MS = 3_000;
-/** The least time between two dials of the data channel, whatever the backoff says. */
-const MIN_DIAL_INTERVAL_MS = 200;
 /** A StartSession answers within a couple of seconds; past this the endpoint or the network is broken. */
 const START_SESSION_TIMEOUT_MS = 30_000;
 const PROCESS_CLIENT_ID = randomUUID();
 
 /*
- * State machine (transitions only in setState):
+ * State machine (transitions only in `transition`, which runs each state's entry actions):
  *
- *   open --transport lost--> resuming --attached--> open
- *     |                         |
- *     +--terminate()/fatal------+--timeout/no token--> closed
+ *   starting --StartSession answered--> handshaking --HandshakeComplete--> open <--resumed-- resuming
+ *      |                                    |                               |  --transport lost-->  |
+ *      +------------------------------------+------------ terminate() ---> closing ----------------+
+ *      +---- start failed / service ended / resume gave up / fatal -----------------------------> closed
  */
-type SessionState = 'open' | 'resuming' | 'closing' | 'closed';
+export type SessionState = 'starting' | 'handshaking' | 'open' | 'resuming' | 'closing' | 'closed';
 
 /**
- * One Session Manager session: StartSession, the data channel, the handshake, and transparent resume.
- * Output bytes flow through `data`. Events: `status` (SessionStatus), `flag` (number), `closed` (error?).
+ * One Session Manager session: StartSession (or a session someone else started), the data channel, the
+ * handshake, and transparent resume. Built before it connects, so no channel event can arrive before its
+ * listener. Output bytes flow through `data`. Events: `status` (SessionStatus), `flag` (number), `closed` (error?).
  */
 export class BridgeSession extends EventEmitter {
-  readonly sessionId: string;
   readonly channel: ReliableChannel;
-  readonly handshake: HandshakeResult;
-  private state: SessionState = 'open';
+  private state: SessionState = 'starting';
   private readonly api: SsmApi;
   private readonly logger: Logger;
   private readonly options: Omit<BridgeSessionOptions, 'start'>;
+  private readonly startInput: StartSessionInput | undefined;
   private readonly clientId: string;
+  private credentials: SessionCredentials | undefined;
+  private handshakeResult: HandshakeResult | undefined;
   private transport: Transport | undefined;
   private readonly closedPromise: Promise<BridgeError | undefined>;
   private resolveClosed!: (err: BridgeError | undefined) => void;
-  private resumeAbort = new AbortController();
-  /** The outage being resumed: it lasts until a resumed connection has stayed up for STABLE_CONNECTION_MS. */
-  private outage: { startedMs: number; attempts: number; lastDialMs: number } | undefined;
-  private stableTimer: NodeJS.Timeout | undefined;
+  /** Aborts the start (StartSession, connect, handshake) and any resume in progress. */
+  private abortWork = new AbortController();
+  /** Rejected when the start cannot complete for a reason a channel event carries (see onTransportClose). */
+  private failStart: ((err: BridgeError) => void) | undefined;
+  private readonly retry: RetryPolicy;
+  /** The error the session closed with, once closed. */
+  private closeError: BridgeError | undefined;
 
   /** StartSession, connect, handshake. Rejects with a BridgeError; nothing is left open on failure. */
   static async start(options: BridgeSessionOptions): Promise<BridgeSession> {
-    const { start, ...rest } = options;
-    // Bounded: an endpoint that accepts the connection and never answers would hang the CLI silently.
-    const credentials = await withDeadline(undefined, START_SESSION_TIMEOUT_MS, 'StartSession', (signal) => options.api.startSession(start, { signal }));
-    return BridgeSession.open({ ...rest, credentials });
+    const session = new BridgeSession(options);
+    await session.connect();
+    return session;
   }
 
   /**
@@ -87,87 +87,86 @@ export class BridgeSession extends EventEmitter {
    * Rejects with a BridgeError, after TerminateSession: nothing is left open on failure.
    */
   static async open(options: BridgeSessionOpenOptions): Promise<BridgeSession> {
-    const logger = options.logger ?? silentLogger;
-    const { credentials } = options;
-    logger.debug({ sessionId: credentials.sessionId, gateway: describeStreamUrl(credentials.streamUrl) }, 'session started');
-    const channel = new ReliableChannel({ role: 'client', ...options.channel });
-    const handshake = performClientHandshake(channel, { timeoutMs: options.handshakeTimeoutMs ?? 30_000 });
-    const clientId = options.clientId ?? PROCESS_CLIENT_ID;
-    // Events that arrive between HandshakeComplete and the session object (the same socket read can carry
-    // a channel_closed right behind it) are recorded here and replayed, never lost.
-    const early = new EarlyEvents(channel);
-    let transport: Transport | undefined;
-    // A connection closed before the handshake completed (a gateway that refused the token closes 1008) is not
-    // resumable yet: fail the start now, with the code and reason, instead of a handshake timeout 30 s later.
-    let onEarlyClose: ((code: number, reason: string) => void) | undefined;
-    const closedDuringStart = new Promise<never>((_, reject) => {
-      onEarlyClose = (code, reason) =>
-        reject(new BridgeError(ErrorCode.SERVICE_ERROR, `the data channel at ${describeStreamUrl(credentials.streamUrl)} closed before the handshake completed (WebSocket ${code}${reason ? ` ${reason}` : ''}); try again, and check the target's SSM agent if it persists`));
-      channel.once('transport-close', onEarlyClose);
-    });
-    closedDuringStart.catch(() => {});
-    try {
-      transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(options, clientId));
-      channel.attach(transport);
-      const result = await Promise.race([handshake, closedDuringStart]);
-      channel.off('transport-close', onEarlyClose!);
-      const session = new BridgeSession(options, credentials, channel, transport, result, clientId);
-      early.replayInto(session);
-      return session;
-    } catch (err) {
-      channel.off('transport-close', onEarlyClose!);
-      early.stop();
-      handshake.catch(() => {});
-      channel.close();
-      transport?.close();
-      // Bounded like every call on the way out: a dead network must not hold the failure's report.
-      await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (signal) => options.api.terminateSession(credentials.sessionId, { signal })).catch(() => {});
-      throw err;
-    }
+    const session = new BridgeSession(options);
+    await session.connect();
+    return session;
   }
 
-  private constructor(options: Omit<BridgeSessionOptions, 'start'>, credentials: SessionCredentials, channel: ReliableChannel, transport: Transport, handshake: HandshakeResult, clientId: string) {
+  constructor(options: BridgeSessionOptions | BridgeSessionOpenOptions) {
     super();
-    this.options = options;
+    const { start, credentials, ...rest } = options as BridgeSessionOptions & Partial<BridgeSessionOpenOptions>;
+    this.options = rest;
+    this.startInput = start;
+    this.credentials = credentials;
     this.api = options.api;
     this.logger = options.logger ?? silentLogger;
-    this.sessionId = credentials.sessionId;
-    this.channel = channel;
-    this.transport = transport;
-    this.handshake = handshake;
-    this.clientId = clientId;
+    this.clientId = options.clientId ?? PROCESS_CLIENT_ID;
+    this.retry = new RetryPolicy({ budgetMs: options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS });
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
-    channel.on('transport-close', this.onTransportClose);
-    channel.on('channel-closed', this.onChannelClosed);
-    channel.on('stream-message', this.onStreamMessage);
-    channel.on('close', this.onChannelClose);
+    this.channel = new ReliableChannel({ role: 'client', ...options.channel });
+    this.channel.on('transport-close', this.onTransportClose);
+    this.channel.on('channel-closed', this.onChannelClosed);
+    this.channel.on('stream-message', this.onStreamMessage);
+    this.channel.on('close', this.onChannelClose);
     // Rate-limited: a peer sending garbage must not turn our stderr into a flood (one line per 5 s at most).
     const malformedWarning = rateLimited(5_000, (err: Error, suppressed: number) =>
       this.logger.warn({ err: err.message, ...(suppressed > 0 ? { suppressed } : {}) }, suppressed > 0 ? `dropped malformed messages from the service (${suppressed + 1} since the last warning)` : 'dropped a malformed message from the service'),
     );
-    channel.on('malformed', malformedWarning);
+    this.channel.on('malformed', malformedWarning);
     // Once per type: the agent and the official client ignore types they do not know, and so do we.
-    channel.on('unknown-type', (messageType: string) => this.logger.debug({ messageType }, 'ignoring messages of a type we do not know'));
-    transport.on('silence', this.onSilence);
-    this.emitStatus({ type: 'connected', sessionId: this.sessionId, agentVersion: handshake.agentVersion });
+    this.channel.on('unknown-type', (messageType: string) => this.logger.debug({ messageType }, 'ignoring messages of a type we do not know'));
   }
 
-  /** Deliver a channel event recorded before this object existed. */
-  replayEarlyEvent(name: EarlyEventName, args: unknown[]): void {
-    switch (name) {
-      case 'channel-closed':
-        this.onChannelClosed(args[0] as ChannelClosed);
-        return;
-      case 'stream-message':
-        this.onStreamMessage(args[0] as AgentMessage);
-        return;
-      case 'transport-close':
-        this.onTransportClose(args[0] as number, args[1] as string);
-        return;
-      case 'close':
-        this.onChannelClose(args[0] as BridgeError | undefined);
-        return;
+  /**
+   * StartSession (unless the session was given), connect and handshake. Rejects with a BridgeError after
+   * TerminateSession, leaving nothing open; resolves once the session is open (or, if the service ended it in
+   * the same breath as the handshake, closed: `closed()` then tells why).
+   */
+  async connect(): Promise<void> {
+    if (this.state !== 'starting') throw new BridgeError(ErrorCode.CHANNEL_CLOSED, 'this session has already been connected');
+    const signal = this.abortWork.signal;
+    const handshake = performClientHandshake(this.channel, { timeoutMs: this.options.handshakeTimeoutMs ?? 30_000 });
+    handshake.catch(() => {});
+    const failed = new Promise<never>((_, reject) => (this.failStart = reject));
+    failed.catch(() => {});
+    let transport: Transport | undefined;
+    try {
+      // Bounded: an endpoint that accepts the connection and never answers would hang the CLI silently.
+      this.credentials ??= await withDeadline(signal, START_SESSION_TIMEOUT_MS, 'StartSession', (s) => this.api.startSession(this.startInput!, { signal: s }));
+      this.transition('handshaking');
+      const credentials = this.credentials;
+      transport = await raceAbort(signal, connectDataChannel(credentials.streamUrl, credentials.tokenValue, transportOptions(this.options, this.clientId)));
+      this.transport = transport;
+      this.channel.attach(transport);
+      this.handshakeResult = await raceAbort(signal, Promise.race([handshake, failed]));
+      this.failStart = undefined;
+      // The same socket read can carry a channel_closed right behind HandshakeComplete: already closed then.
+      if ((this.state as SessionState) === 'handshaking') this.transition('open');
+    } catch (err) {
+      this.failStart = undefined;
+      const error = this.closeError ?? (err instanceof BridgeError ? err : new BridgeError(ErrorCode.SERVICE_ERROR, (err as Error).message, { cause: err }));
+      this.channel.close();
+      transport?.close();
+      // Bounded like every call on the way out: a dead network must not hold the failure's report.
+      if (this.credentials) await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (s) => this.api.terminateSession(this.credentials!.sessionId, { signal: s })).catch(() => {});
+      this.transition('closed', error);
+      throw error;
     }
+  }
+
+  /** The session's id; empty until StartSession has answered. */
+  get sessionId(): string {
+    return this.credentials?.sessionId ?? '';
+  }
+
+  /** What the handshake told us (agent version, session type, properties); only once the session opened. */
+  get handshake(): HandshakeResult {
+    if (this.handshakeResult === undefined) throw new BridgeError(ErrorCode.CHANNEL_CLOSED, `session ${this.sessionId || '(starting)'} has not completed its handshake`);
+    return this.handshakeResult;
+  }
+
+  get currentState(): SessionState {
+    return this.state;
   }
 
   /** Output bytes of the session, both ways. */
@@ -177,7 +176,7 @@ export class BridgeSession extends EventEmitter {
 
   /** Multiplexed port forwarding (smux) applies: a LocalPortForwarding session with a newer agent. */
   get multiplexed(): boolean {
-    return this.handshake.properties.type === 'LocalPortForwarding' && agentMultiplexes(this.handshake.agentVersion);
+    return this.handshakeResult !== undefined && portPluginMode(this.handshakeResult) === 'multiplexed';
   }
 
   get isClosed(): boolean {
@@ -207,16 +206,21 @@ export class BridgeSession extends EventEmitter {
   /**
    * End the session on purpose: the TerminateSession flag to the agent, then the TerminateSession API call.
    * Waits at most `flushTimeoutMs` for data already written to be acknowledged. With `reason`, the session
-   * closes with that error (a layer above it failed) instead of a clean end.
+   * closes with that error (a layer above it failed) instead of a clean end. During the start: aborts it.
    */
   async terminate(flushTimeoutMs = 2_000, reason?: BridgeError): Promise<void> {
+    if (this.state === 'starting' || this.state === 'handshaking') {
+      // connect() sees the abort, calls TerminateSession once the session id is known, and closes.
+      this.abortWork.abort(reason ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, 'the session was terminated while it started'));
+      await this.closedPromise;
+      return;
+    }
     if (this.state === 'closed' || this.state === 'closing') {
       await this.closedPromise;
       return;
     }
     const wasOpen = this.state === 'open';
-    this.setState('closing');
-    this.resumeAbort.abort();
+    this.transition('closing');
     if (wasOpen) {
       try {
         this.sendFlag(FlagValue.TerminateSession);
@@ -232,7 +236,7 @@ export class BridgeSession extends EventEmitter {
       this.logger.warn({ err: (err as Error).message }, 'TerminateSession failed');
     }
     // `reason`: we end the session because something above it broke (a malformed smux frame): say so.
-    this.finish(reason);
+    this.transition('closed', reason);
   }
 
   /**
@@ -241,37 +245,50 @@ export class BridgeSession extends EventEmitter {
    */
   private async abandon(error: BridgeError): Promise<void> {
     if (this.state === 'closed' || this.state === 'closing') return;
-    this.setState('closing');
-    this.resumeAbort.abort();
+    this.transition('closing');
     try {
       await withDeadline(undefined, TERMINATE_TIMEOUT_MS, 'TerminateSession', (signal) => this.api.terminateSession(this.sessionId, { signal }));
     } catch (err) {
       this.logger.debug({ err: (err as Error).message }, 'TerminateSession after giving up failed');
     }
-    this.finish(error);
+    this.transition('closed', error);
   }
 
-  private setState(next: SessionState): void {
+  /** The one place the state changes; each state's entry actions follow it. */
+  private transition(next: SessionState, error?: BridgeError): void {
+    if (this.state === 'closed' || this.state === next) return;
+    const previous = this.state;
+    this.state = next;
     switch (next) {
+      case 'starting':
+        return;
+      case 'handshaking':
+        this.logger.debug({ sessionId: this.sessionId, gateway: describeStreamUrl(this.credentials!.streamUrl) }, 'session started');
+        return;
       case 'open':
+        if (previous === 'handshaking') {
+          this.transport?.on('silence', this.onSilence);
+          this.emitStatus({ type: 'connected', sessionId: this.sessionId, agentVersion: this.handshake.agentVersion });
+        }
+        return;
       case 'resuming':
+        void this.resume();
+        return;
       case 'closing':
-        if (this.state === 'closed') return;
-        this.state = next;
+        this.abortWork.abort();
         return;
       case 'closed':
-        this.state = 'closed';
+        this.enterClosed(error);
         return;
     }
   }
 
-  private finish(reason: BridgeError | undefined): void {
-    if (this.state === 'closed') return;
-    this.setState('closed');
-    this.resumeAbort.abort();
-    if (this.stableTimer) clearTimeout(this.stableTimer);
+  private enterClosed(reason: BridgeError | undefined): void {
+    this.abortWork.abort();
     this.channel.off('close', this.onChannelClose);
     const error = this.dataLost(reason) ?? reason;
+    this.closeError = error;
+    this.failStart?.(error ?? new BridgeError(ErrorCode.CHANNEL_CLOSED, `session ${this.sessionId} closed while it started`));
     // A session the service ended (channel_closed, the agent's TerminateSession flag, no token to resume) ends
     // `data` instead of destroying it: what already arrived was acknowledged, so the local side must still be
     // able to read it. Only a broken channel (protocol error, resume timeout) discards it. With data lost, a
@@ -279,7 +296,7 @@ export class BridgeSession extends EventEmitter {
     const endCleanly = error?.code === ErrorCode.SESSION_TERMINATED || (error?.code === ErrorCode.DATA_LOST && !this.multiplexed);
     this.channel.close(endCleanly ? undefined : error);
     // close() destroys `data` with the error when someone listens (smux), but 'error' is emitted on the next
-    // tick; when finish() runs inside a microtask (the resume loop: no token, timeout) the promise chain behind
+    // tick; when this runs inside a microtask (the resume loop: no token, timeout) the promise chain behind
     // closed() detaches those listeners first (smux.close()), and the unheard error crashed the process (exit 1
     // instead of 6 or 7). The reason travels through closed(); this listener only keeps the emission harmless.
     this.channel.data.on('error', ignoreError);
@@ -324,15 +341,15 @@ export class BridgeSession extends EventEmitter {
     this.serviceCloseReason = closed.Output ?? '';
     // We asked for the end (terminate()): the service confirming it is not an error.
     if (this.state === 'closing') {
-      this.finish(undefined);
+      this.transition('closed');
       return;
     }
     const reason = closed.Output ? `: ${closed.Output}` : '';
-    this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was closed by the service${reason}`));
+    this.transition('closed', new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was closed by the service${reason}`));
   };
 
   private readonly onChannelClose = (err?: BridgeError): void => {
-    this.finish(err);
+    this.transition('closed', err);
   };
 
   private readonly onStreamMessage = (msg: AgentMessage): void => {
@@ -344,49 +361,53 @@ export class BridgeSession extends EventEmitter {
       return;
     }
     if (flag === FlagValue.TerminateSession) {
-      this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was terminated by the agent`));
+      this.transition('closed', new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} was terminated by the agent`));
       return;
     }
     this.emit('flag', flag);
   };
 
   private readonly onTransportClose = (code: number, reason: string): void => {
+    const how = `WebSocket ${code}${reason ? ` ${reason}` : ''}`;
+    if (this.state === 'handshaking') {
+      // Closed before the handshake completed (a gateway that refused the token closes 1008): not resumable yet;
+      // fail the start now, with the code and reason, instead of a handshake timeout 30 s later.
+      this.failStart?.(
+        new BridgeError(ErrorCode.SERVICE_ERROR, `the data channel at ${describeStreamUrl(this.credentials!.streamUrl)} closed before the handshake completed (${how}); try again, and check the target's SSM agent if it persists`),
+      );
+      return;
+    }
     if (this.state !== 'open') return;
     this.transport?.removeListener('silence', this.onSilence);
     this.transport = undefined;
-    const resumeTimeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
     this.emitStatus({ type: 'disconnected', sessionId: this.sessionId, reason: `WebSocket closed (${code}${reason ? ` ${reason}` : ''})` });
-    if (resumeTimeoutMs <= 0) {
+    if ((this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS) <= 0) {
       void this.abandon(new BridgeError(ErrorCode.RESUME_FAILED, 'the connection to the service dropped and resume is disabled (--resume-timeout 0)'));
       return;
     }
-    this.setState('resuming');
-    void this.resume(resumeTimeoutMs);
+    this.transition('resuming');
   };
 
   /**
-   * Call ResumeSession and reconnect, with exponential backoff and jitter, bounded by total time. A resume is
+   * Call ResumeSession and reconnect, with the retry policy's backoff and budget (resume-policy.ts). A resume is
    * done only once the service proved alive on the new connection (a message, an ack, or the pong to a ping sent
-   * after OpenDataChannelInput); and until that connection has also stayed up for STABLE_CONNECTION_MS, a new
-   * drop continues the same outage: its attempt count, backoff and --resume-timeout budget. So a gateway that
-   * accepts and then drops every connection meets backoff and the timeout, not a storm of ResumeSession calls.
+   * after OpenDataChannelInput); and until that connection has also stayed up for the policy's stable time, a new
+   * drop continues the same outage. So a gateway that accepts and then drops every connection meets backoff and
+   * the timeout, not a storm of ResumeSession calls.
    */
-  private async resume(resumeTimeoutMs: number): Promise<void> {
-    if (this.stableTimer) clearTimeout(this.stableTimer);
-    const outage = (this.outage ??= { startedMs: Date.now(), attempts: 0, lastDialMs: 0 });
-    const abort = (this.resumeAbort = new AbortController());
-    const remainingMs = (): number => Math.max(1, resumeTimeoutMs - (Date.now() - outage.startedMs));
+  private async resume(): Promise<void> {
+    const retry = this.retry;
+    retry.lost();
+    const abort = (this.abortWork = new AbortController());
+    const resumeTimeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
     let stepTimeoutMs = FIRST_STEP_TIMEOUT_MS;
     let lastError: unknown;
     for (;;) {
       if (this.state !== 'resuming' || abort.signal.aborted) return;
-      const attempt = ++outage.attempts;
-      const elapsed = Date.now() - outage.startedMs;
-      if (elapsed >= resumeTimeoutMs) break;
-      const backoff = attempt === 1 ? 0 : Math.min(MAX_RETRY_DELAY_MS, FIRST_RETRY_DELAY_MS * 2 ** (attempt - 2));
-      const sinceDialMs = Date.now() - outage.lastDialMs;
-      const delayMs = Math.min(Math.max(Math.round(backoff * (0.5 + Math.random() / 2)), MIN_DIAL_INTERVAL_MS - sinceDialMs), Math.max(0, resumeTimeoutMs - elapsed));
-      this.emitStatus({ type: 'resuming', sessionId: this.sessionId, attempt, delayMs: Math.max(0, delayMs) });
+      const next = retry.nextAttempt();
+      if (next === undefined) break;
+      const { attempt, delayMs } = next;
+      this.emitStatus({ type: 'resuming', sessionId: this.sessionId, attempt, delayMs });
       if (delayMs > 0) {
         try {
           await sleep(delayMs, undefined, { signal: abort.signal });
@@ -394,27 +415,25 @@ export class BridgeSession extends EventEmitter {
           return;
         }
       }
+      retry.attempting();
+      const stepBound = (): number => Math.min(stepTimeoutMs, Math.max(1, retry.remainingMs()));
       const attemptStartedMs = Date.now();
       try {
         // Each step is bounded, and by what is left of --resume-timeout: the network that dropped the WebSocket
         // often took the SDK's keep-alive connection with it, and a request on that socket never returns.
-        const credentials = await withDeadline(abort.signal, Math.min(stepTimeoutMs, remainingMs()), 'ResumeSession', (signal) => this.api.resumeSession(this.sessionId, { signal }));
+        const credentials = await withDeadline(abort.signal, stepBound(), 'ResumeSession', (signal) => this.api.resumeSession(this.sessionId, { signal }));
         if (credentials === undefined) {
-          this.finish(new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} ended while disconnected (terminated or timed out); the service returned no token to resume it`));
+          this.transition('closed', new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${this.sessionId} ended while disconnected (terminated or timed out); the service returned no token to resume it`));
           return;
         }
-        outage.lastDialMs = Date.now();
-        const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, {
-          ...transportOptions(this.options, this.clientId),
-          connectTimeoutMs: Math.min(stepTimeoutMs, remainingMs()),
-        });
+        const transport = await connectDataChannel(credentials.streamUrl, credentials.tokenValue, { ...transportOptions(this.options, this.clientId), connectTimeoutMs: stepBound() });
         if (this.state !== 'resuming' || abort.signal.aborted) {
           transport.close();
           return;
         }
         const messagesResent = this.channel.bufferedMessages;
         this.channel.attach(transport);
-        if (!(await transport.whenAlive(Math.min(stepTimeoutMs, remainingMs())))) {
+        if (!(await transport.whenAlive(stepBound()))) {
           // Accepted, then closed or silent: not a resume. The loop goes on with its backoff.
           this.channel.detach();
           transport.terminate();
@@ -423,17 +442,15 @@ export class BridgeSession extends EventEmitter {
         if (this.state !== 'resuming' || abort.signal.aborted) return;
         this.transport = transport;
         transport.on('silence', this.onSilence);
-        this.setState('open');
-        this.emitStatus({ type: 'resumed', sessionId: this.sessionId, downtimeMs: Date.now() - outage.startedMs, messagesResent, attempts: attempt });
-        this.stableTimer = setTimeout(() => {
-          if (this.outage === outage) this.outage = undefined;
-        }, STABLE_CONNECTION_MS);
-        this.stableTimer.unref();
+        const downtimeMs = retry.downtimeMs();
+        retry.succeeded();
+        this.transition('open');
+        this.emitStatus({ type: 'resumed', sessionId: this.sessionId, downtimeMs, messagesResent, attempts: attempt });
         return;
       } catch (err) {
         lastError = err;
         if (err instanceof BridgeError && !isRetryable(err)) {
-          this.finish(err);
+          this.transition('closed', err);
           return;
         }
         // A step that ran into its bound may be a slow link rather than a dead socket: allow the next more.
@@ -446,38 +463,30 @@ export class BridgeSession extends EventEmitter {
   }
 }
 
-type EarlyEventName = 'channel-closed' | 'stream-message' | 'transport-close' | 'close';
-const EARLY_EVENTS: EarlyEventName[] = ['channel-closed', 'stream-message', 'transport-close', 'close'];
-
-/** Records a channel's events until the session that handles them exists. */
-class EarlyEvents {
-  private readonly events: Array<[EarlyEventName, unknown[]]> = [];
-  private readonly listeners = new Map<EarlyEventName, (...args: unknown[]) => void>();
-  private readonly channel: ReliableChannel;
-
-  constructor(channel: ReliableChannel) {
-    this.channel = channel;
-    for (const name of EARLY_EVENTS) {
-      const listener = (...args: unknown[]): void => {
-        this.events.push([name, args]);
-      };
-      this.listeners.set(name, listener);
-      channel.on(name, listener);
-    }
+/** `promise`, or the abort's reason once `signal` fires (the promise's own outcome is then ignored). */
+function raceAbort<T>(signal: AbortSignal, promise: Promise<T>): Promise<T> {
+  if (signal.aborted) {
+    promise.then((value) => (value as { close?: () => void } | undefined)?.close?.(), () => {});
+    return Promise.reject(signal.reason);
   }
-
-  stop(): void {
-    for (const [name, listener] of this.listeners) this.channel.off(name, listener);
-    this.listeners.clear();
-  }
-
-  replayInto(session: BridgeSession): void {
-    this.stop();
-    for (const [name, args] of this.events.splice(0)) {
-      if (session.isClosed) return;
-      session.replayEarlyEvent(name, args);
-    }
-  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      // A transport that connects after the abort is closed, not leaked.
+      promise.then((value) => (value as { close?: () => void } | undefined)?.close?.(), () => {});
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /*

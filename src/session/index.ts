@@ -4,3 +4,4 @@ export * from './data-channel.js';
 export * from './handshake.js';
 export * from './status.js';
 export * from './bridge-session.js';
+export * from './resume-policy.js';
