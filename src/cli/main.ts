@@ -67,7 +67,12 @@ function withGlobals<T>(y: Argv<T>) {
 function withTunnelOptions<T>(y: Argv<T>) {
   return y
     .option('ready-file', { type: 'string', describe: 'once every listener is up, write this JSON file (atomically) describing the tunnels' })
-    .option('stats-interval', { type: 'string', describe: 'log traffic stats this often, e.g. 30s (0: never)' });
+    .option('stats-interval', { type: 'string', describe: 'log traffic stats this often, e.g. 30s (0: never)' })
+    .option('reconnect', {
+      type: 'boolean',
+      default: true,
+      describe: 'when a session ends (expiry, idle timeout, agent restart), start a new one behind the same listener; --no-reconnect exits with the session instead',
+    });
 }
 
 /**

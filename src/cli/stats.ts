@@ -12,6 +12,10 @@ export interface TunnelStats {
   connectionsOpened: number;
   connectionsActive: number;
   resumes: number;
+  /** New sessions started behind the listener after one ended. */
+  replacements: number;
+  /** The session carrying the tunnel now. */
+  sessionId: string;
 }
 
 export interface StatsReporter {
@@ -45,10 +49,13 @@ export function formatBytes(n: number): string {
  */
 export function startStatsReporter(tunnels: Array<{ name: string; forwarder: PortForwarder }>, intervalMs: number, logger: PinoLogger): StatsReporter {
   const resumes = new Map<string, number>();
+  const replacements = new Map<string, number>();
   for (const { name, forwarder } of tunnels) {
     resumes.set(name, 0);
+    replacements.set(name, 0);
     forwarder.on('status', (status: SessionStatus) => {
       if (status.type === 'resumed') resumes.set(name, (resumes.get(name) ?? 0) + 1);
+      if (status.type === 'replaced') replacements.set(name, (replacements.get(name) ?? 0) + 1);
     });
   }
   const snapshot = (): TunnelStats[] =>
@@ -59,10 +66,12 @@ export function startStatsReporter(tunnels: Array<{ name: string; forwarder: Por
       connectionsOpened: forwarder.counters.connectionsOpened,
       connectionsActive: forwarder.counters.connectionsActive,
       resumes: resumes.get(name) ?? 0,
+      replacements: replacements.get(name) ?? 0,
+      sessionId: forwarder.sessionId,
     }));
   const report = (): void => {
     for (const s of snapshot()) {
-      const line = `stats ${s.tunnel}: sent ${formatBytes(s.bytesToRemote)}, received ${formatBytes(s.bytesFromRemote)}, connections ${s.connectionsOpened} opened / ${s.connectionsActive} active, resumes ${s.resumes}`;
+      const line = `stats ${s.tunnel}: sent ${formatBytes(s.bytesToRemote)}, received ${formatBytes(s.bytesFromRemote)}, connections ${s.connectionsOpened} opened / ${s.connectionsActive} active, resumes ${s.resumes}${s.replacements > 0 ? `, sessions replaced ${s.replacements} (now ${s.sessionId})` : ''}`;
       announce(logger, { event: 'stats', ...s }, line);
     }
   };

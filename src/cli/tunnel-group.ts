@@ -1,7 +1,7 @@
 import type { Logger as PinoLogger } from 'pino';
-import { PortForwarder, type LocalEndpoint } from '../endpoints/index.js';
+import { describeRemote, PortForwarder, type TunnelSpec } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
-import { createSsmApi, type SsmApi } from '../session/index.js';
+import { createSsmApi, type SessionStatus, type SsmApi } from '../session/index.js';
 import { logStatus, warnExposure } from './commands/common.js';
 import { announce } from './logging.js';
 import { checkAwsOptions, checkTarget } from './options.js';
@@ -10,16 +10,8 @@ import { expandPlaceholders, runCommand, signalExitStatus, tunnelEnv, type Runni
 import { startStatsReporter, type StatsReporter } from './stats.js';
 import type { AwsSettings } from './tunnels-file.js';
 
-/** One tunnel to open: the typed input `forward` and `up` build from their options. */
-export interface TunnelRequest {
-  name: string;
-  target: string;
-  remotePort?: number;
-  remoteHost?: string;
-  documentName?: string;
-  parameters?: Record<string, string[]>;
-  reason?: string;
-  local: LocalEndpoint;
+/** One tunnel to open: the tunnel spec `forward` and `up` build from their options, and where the API is. */
+export interface TunnelRequest extends TunnelSpec {
   aws: AwsSettings;
 }
 
@@ -139,22 +131,12 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
   const settled = await Promise.allSettled(
     requests.map(async (request): Promise<OpenTunnel> => {
       const tunnelLogger = loggerFor(request);
+      const { name: _name, aws, reconnect, ...destination } = request;
       const forwarder = await PortForwarder.start(
-        {
-          api: await apiFor(request.aws),
-          target: request.target,
-          ...(request.remotePort !== undefined ? { remotePort: request.remotePort } : {}),
-          ...(request.remoteHost ? { remoteHost: request.remoteHost } : {}),
-          ...(request.documentName ? { documentName: request.documentName } : {}),
-          ...(request.parameters ? { parameters: request.parameters } : {}),
-          ...(request.reason ? { reason: request.reason } : {}),
-          local: request.local,
-          logger: tunnelLogger,
-          session: { resumeTimeoutMs: options.resumeTimeoutMs },
-        },
+        { ...destination, api: await apiFor(aws), logger: tunnelLogger, reconnect: reconnect ?? true, session: { resumeTimeoutMs: options.resumeTimeoutMs } },
         (status) => logStatus(tunnelLogger, status),
       );
-      const remote = request.documentName ? `${request.target} (${request.documentName})` : `${request.remoteHost ?? request.target}:${request.remotePort}`;
+      const remote = describeRemote(request);
       return { request, forwarder, remote };
     }),
   );
@@ -165,7 +147,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
     await Promise.all(
       tunnels.map(async (t) => {
         await t.forwarder.close().catch(() => {});
-        if (named) logger.debug({ event: 'tunnel-closed', tunnel: t.request.name, sessionId: t.forwarder.session.sessionId }, 'session terminated');
+        if (named) logger.debug({ event: 'tunnel-closed', tunnel: t.request.name, sessionId: t.forwarder.sessionId }, 'session terminated');
       }),
     );
     await destroyApis();
@@ -196,7 +178,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
       loggerFor(t.request),
       {
         event: 'listening',
-        sessionId: t.forwarder.session.sessionId,
+        sessionId: t.forwarder.sessionId,
         mode: t.forwarder.mode,
         ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
         remote: t.remote,
@@ -216,6 +198,16 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
     }
     process.once('exit', () => removeReadyFileSync(readyFile));
     logger.debug({ event: 'ready-file', path: readyFile }, 'wrote the ready file');
+    // A replaced session: the file names the session carrying each tunnel now (rewritten atomically, in order).
+    let rewrite = Promise.resolve();
+    for (const t of tunnels) {
+      t.forwarder.on('status', (status: SessionStatus) => {
+        if (status.type !== 'replaced') return;
+        rewrite = rewrite
+          .then(() => (state === 'stopping' ? undefined : writeReadyFile(readyFile, { pid: process.pid, tunnels: tunnels.map(readyEntry) })))
+          .catch((err: Error) => logger.warn({ event: 'ready-file', err: err.message }, 'could not rewrite the ready file'));
+      });
+    }
   }
   if (options.statsIntervalMs) {
     stats = startStatsReporter(
@@ -255,7 +247,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
       named,
     ),
     tunnelEnv(
-      tunnels.map((t) => ({ name: t.request.name, target: t.request.target, sessionId: t.forwarder.session.sessionId, endpoint: t.forwarder.endpoint })),
+      tunnels.map((t) => ({ name: t.request.name, target: t.request.target, sessionId: t.forwarder.sessionId, endpoint: t.forwarder.endpoint })),
       named,
     ),
     logger,
@@ -281,7 +273,7 @@ function readyEntry(t: OpenTunnel): ReadyTunnel {
     name: t.request.name,
     target: t.request.target,
     ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
-    sessionId: t.forwarder.session.sessionId,
+    sessionId: t.forwarder.sessionId,
   };
 }
 
@@ -292,6 +284,6 @@ function nameError(err: unknown, request: TunnelRequest, named: boolean): unknow
 }
 
 function closedError(tunnel: OpenTunnel, err: BridgeError | undefined, named: boolean): BridgeError {
-  const error = err ?? new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${tunnel.forwarder.session.sessionId} ended`);
+  const error = err ?? new BridgeError(ErrorCode.SESSION_TERMINATED, `session ${tunnel.forwarder.sessionId} ended`);
   return nameError(error, tunnel.request, named) as BridgeError;
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
-import type { LocalEndpoint } from '../endpoints/index.js';
+import type { LocalEndpoint, TunnelSpec } from '../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { envName } from './run-command.js';
 
@@ -12,15 +12,7 @@ export interface AwsSettings {
 }
 
 /** One tunnel of a tunnels file, validated. `line` is where its entry starts, for later messages. */
-export interface TunnelEntry extends AwsSettings {
-  name: string;
-  target: string;
-  remoteHost?: string;
-  remotePort?: number;
-  documentName?: string;
-  parameters?: Record<string, string[]>;
-  reason?: string;
-  local: LocalEndpoint;
+export interface TunnelEntry extends TunnelSpec, AwsSettings {
   line: number;
 }
 
@@ -42,6 +34,7 @@ const TUNNEL_KEYS = [
   'documentName',
   'parameters',
   'reason',
+  'reconnect',
   'region',
   'profile',
   'endpointUrl',
@@ -183,6 +176,12 @@ function parseTunnel(map: YAMLMap, fail: Fail, at: At): TunnelEntry {
   if (remoteHost !== undefined) entry.remoteHost = remoteHost;
   if (documentName !== undefined) entry.documentName = documentName;
   if (parametersPair) entry.parameters = parametersValue(parametersPair, fail, at);
+  const reconnectPair = fields.get('reconnect');
+  if (reconnectPair) {
+    const raw = isScalar(reconnectPair.value) ? reconnectPair.value.value : undefined;
+    if (typeof raw !== 'boolean') fail(at(reconnectPair.value, at(reconnectPair.key)), `reconnect must be true or false (got ${raw === undefined ? 'a list or mapping' : JSON.stringify(raw)})`);
+    entry.reconnect = raw as boolean;
+  }
   for (const key of ['reason', 'region', 'profile', 'endpointUrl'] as const) {
     const value = str(key);
     if (value !== undefined) entry[key] = value;

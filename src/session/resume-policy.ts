@@ -144,8 +144,12 @@ export function startFailureVerdict(error: unknown): 'retry' | 'final' {
   return FINAL_CODES.has(error.code) ? 'final' : 'retry';
 }
 
-/** What no new session fixes. TARGET_NOT_CONNECTED is not among them: an agent restarting comes back. */
+/**
+ * What no new session fixes. TARGET_NOT_CONNECTED is not among them: an agent restarting comes back.
+ * PROTOCOL_ERROR is: a peer that breaks the protocol is a fault to report, and would break the next session too.
+ */
 const FINAL_CODES = new Set<ErrorCode>([
+  ErrorCode.PROTOCOL_ERROR,
   ErrorCode.INVALID_ARGUMENT,
   ErrorCode.INVALID_DOCUMENT,
   ErrorCode.CREDENTIALS,

@@ -57,7 +57,8 @@ const forwardArgs = (...more: string[]) => ['forward', DEMO_TARGET, '--remote-po
 
 describe('--log-format json', () => {
   it('writes only JSON records on stderr: start, resume, stats and the final error', async () => {
-    const run = cli(forwardArgs('--log-format', 'json', '--stats-interval', '200ms'));
+    // --no-reconnect: the session's end is the final error this test reads (default: a replacement).
+    const run = cli(forwardArgs('--log-format', 'json', '--stats-interval', '200ms', '--no-reconnect'));
     const listening = await waitForStderr(run, /"event":"listening".*"localPort":(\d+)/);
     expect(await get(Number(listening[1]))).toBe(DEMO_PAGE);
     const sessionId = /"sessionId":"([^"]+)"/.exec(run.stderr())![1]!;

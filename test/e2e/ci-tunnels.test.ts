@@ -145,7 +145,7 @@ describe('forward -- <command>', () => {
   });
 
   it('stops the command and exits with the tunnel error code when the session dies', async () => {
-    const run = cliWithCommand(['forward', TARGETS[2], '--remote-port', '7', '--local-port', '0'], node(WAIT_FOR_SIGNAL, '0'));
+    const run = cliWithCommand(['forward', TARGETS[2], '--remote-port', '7', '--local-port', '0', '--no-reconnect'], node(WAIT_FOR_SIGNAL, '0'));
     const sessionId = (await waitForStderr(run, /command: running in session (\S+)/))[1]!;
     await fetch(`${env.sandbox.endpoint}/_sandbox/sessions/${sessionId}/terminate`, { method: 'POST' });
     expect(await within(run.exited, 20_000, 'exit after the session died')).toBe(6);
@@ -275,7 +275,7 @@ describe('up -f tunnels.yaml', () => {
 
   it('when one session dies, the run ends with its code naming the tunnel, and the others are terminated', async () => {
     const readyPath = join(workDir, 'ready-dies.json');
-    const run = cli(['up', '-f', threeTunnels(), '--ready-file', readyPath]);
+    const run = cli(['up', '-f', threeTunnels(), '--ready-file', readyPath, '--no-reconnect']);
     const ready = await waitForReadyFile(readyPath, run);
     const victim = ready.tunnels[1]!;
     await fetch(`${env.sandbox.endpoint}/_sandbox/sessions/${victim.sessionId}/terminate`, { method: 'POST' });

@@ -170,7 +170,7 @@ describe('forward (multiplexed, current agent)', () => {
   });
 
   it('exits 6 with the reason when the service ends the session', async () => {
-    const { run } = await forward([TARGET, '--remote-port', '7']);
+    const { run } = await forward([TARGET, '--remote-port', '7', '--no-reconnect']);
     const live = (await listSessions()).filter((s) => s.state === 'connected');
     for (const s of live) await fetch(`${env.sandbox.endpoint}/_sandbox/sessions/${s.sessionId}/terminate`, { method: 'POST' });
     expect(await within(run.exited, 10_000, 'exit after termination')).toBe(6);

@@ -117,7 +117,7 @@ describe('proxy never exits 0 with bytes missing', () => {
 describe('forward: a session that ends with data missing', () => {
   it('resets the open connection (not a clean end) and exits 11 with the loss named', async () => {
     const before = await sessionIds(env.sandbox.endpoint);
-    const { run, port } = await startForward([TARGET, '--remote-port', '9', '--endpoint-url', env.sandbox.endpoint]);
+    const { run, port } = await startForward([TARGET, '--remote-port', '9', '--endpoint-url', env.sandbox.endpoint, '--no-reconnect']);
     try {
       await env.sandbox.faults.update({ dropRate: 0.5, seed: 3 });
       const socket = net.connect({ host: '127.0.0.1', port });

@@ -62,7 +62,7 @@ describe('an API that never answers', () => {
         setTimeout(() => peer.ws.terminate(), 200);
       },
     });
-    const { run } = await startForward([...FORWARD.slice(1), '--endpoint-url', service.endpoint, '--resume-timeout', '3s']);
+    const { run } = await startForward([...FORWARD.slice(1), '--endpoint-url', service.endpoint, '--resume-timeout', '3s', '--no-reconnect']);
     runs.push(run);
     const { code, ms } = await timedExit(run, 20_000);
     expect(code).toBe(7);

@@ -130,7 +130,7 @@ describe('a hostile service', () => {
         setTimeout(() => peer.ws.terminate(), 300);
       },
     });
-    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--resume-timeout', '3s']);
+    const { run } = await startForward(['i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--resume-timeout', '3s', '--no-reconnect']);
     runs.push(run);
     expect(await exitOf(run)).toBe(7);
     expect(run.stderr()).not.toMatch(/\n\s+at /);
@@ -261,7 +261,7 @@ describe('a hostile service', () => {
           }, 100);
       },
     });
-    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--log-level', 'info']);
+    const run = runCli(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--endpoint-url', service.endpoint, '--log-level', 'info', '--no-reconnect']);
     runs.push(run);
     expect(await exitOf(run)).toBe(6);
     expect(run.stderr()).not.toMatch(/[\u001b\u0007]/);

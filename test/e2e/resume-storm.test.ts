@@ -26,7 +26,8 @@ afterAll(async () => {
 
 async function outage(faults: Record<string, unknown>): Promise<{ code: number; elapsedMs: number; resumeCalls: number; resumedLines: number }> {
   const before = await sessionIds(env.sandbox.endpoint);
-  const { run } = await startForward([TARGET, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint, '--resume-timeout', '5s']);
+  // --no-reconnect: the resume outage alone (a replacement would follow it by default).
+  const { run } = await startForward([TARGET, '--remote-port', '7', '--endpoint-url', env.sandbox.endpoint, '--resume-timeout', '5s', '--no-reconnect']);
   try {
     const { sessionId } = await newSessionSince(env.sandbox.endpoint, before);
     await env.sandbox.faults.update(faults);

@@ -314,7 +314,8 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
   }, 90_000);
 
   it('exits 6 with one clear line when the session expired while the WebSocket was down', async () => {
-    const { port, run, sessionId } = await forward('7');
+    // --no-reconnect: the end itself is under test (by default a new session would take over).
+    const { port, run, sessionId } = await forward('7', ['--no-reconnect']);
     const socket = await connectLocal(port);
     const echoed = collect(socket);
     socket.write('before the drop');
@@ -343,7 +344,7 @@ describe('transparent resume: a cut WebSocket costs a pause, never a byte or a c
   }, 30_000);
 
   it('gives up after --resume-timeout 3s of failing ResumeSession calls: exit 7', async () => {
-    const { run, sessionId } = await forward('7', ['--resume-timeout', '3s']);
+    const { run, sessionId } = await forward('7', ['--resume-timeout', '3s', '--no-reconnect']);
     env.sandbox.faults.update({ failResumeCount: 1_000_000 });
     await dropWebSocket(sessionId);
     const droppedAt = Date.now();

@@ -67,7 +67,7 @@ describe('forward: the service ends the session', () => {
       socket.pause(); // not reading: what arrives waits in the forward's buffers
       // Basic mode dials on the first data.
       socket.write('go');
-      const sessionId = forwarder.session.sessionId;
+      const sessionId = forwarder.sessionId;
       // Wait until the forward has taken in all it will while the app does not read: everything (smux holds
       // up to 4 MiB for a stream), or, in basic mode, which passes the app's backpressure on, what fits.
       let acked = -1;

@@ -104,7 +104,7 @@ describe('what a session end and a failed start mean', () => {
     [ErrorCode.RESUME_FAILED, 'replace'],
     [ErrorCode.DATA_LOST, 'replace'],
     [ErrorCode.CHANNEL_CLOSED, 'replace'],
-    [ErrorCode.PROTOCOL_ERROR, 'replace'],
+    [ErrorCode.PROTOCOL_ERROR, 'final'],
     [ErrorCode.TARGET_NOT_CONNECTED, 'replace'],
     [ErrorCode.SERVICE_ERROR, 'replace'],
     [ErrorCode.INVALID_DOCUMENT, 'final'],

@@ -64,6 +64,16 @@ export function logStatus(logger: PinoLogger, status: SessionStatus): void {
     case 'closed':
       logger.debug({ event: 'closed', sessionId: status.sessionId, ...(status.error ? { error: status.error.message } : {}) }, 'session closed');
       return;
+    case 'replacing':
+      // The first attempt follows the "session ended; starting a new one" warning at once.
+      if (status.attempt > 1) logger.info({ event: 'replacing', sessionId: status.sessionId, attempt: status.attempt, delayMs: status.delayMs }, `starting a new session failed; trying again in ${status.delayMs} ms`);
+      return;
+    case 'replaced':
+      logger.warn(
+        { event: 'replaced', sessionId: status.sessionId, previousSessionId: status.previousSessionId, downtimeMs: status.downtimeMs, attempts: status.attempts, lostConnections: status.lostConnections },
+        `session ${status.sessionId} replaces ${status.previousSessionId}; the listener stayed up${status.lostConnections > 0 ? `, ${status.lostConnections} open connection${status.lostConnections === 1 ? ' was' : 's were'} lost` : ''}`,
+      );
+      return;
   }
 }
 

@@ -21,6 +21,8 @@ export interface ForwardArgs extends GlobalOptions {
   reason?: string;
   readyFile?: string;
   statsInterval?: string;
+  /** false with --no-reconnect. */
+  reconnect?: boolean;
   /** Everything after `--`: the command to run inside the tunnel. */
   '--'?: Array<string | number>;
 }
@@ -48,6 +50,7 @@ export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise
         ...(parameters ? { parameters } : {}),
         ...(args.reason ? { reason: args.reason } : {}),
         local,
+        reconnect: args.reconnect !== false,
         aws: {
           ...(args.region ? { region: args.region } : {}),
           ...(args.profile ? { profile: args.profile } : {}),

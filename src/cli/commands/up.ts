@@ -10,6 +10,8 @@ export interface UpArgs extends GlobalOptions {
   file: string;
   readyFile?: string;
   statsInterval?: string;
+  /** false with --no-reconnect. */
+  reconnect?: boolean;
   '--'?: Array<string | number>;
 }
 
@@ -22,21 +24,13 @@ export async function runUp(args: UpArgs, logger: PinoLogger): Promise<void> {
   const statsIntervalMs = statsIntervalFromArgs(args.statsInterval);
   const command = commandFromArgs(args['--']);
   const file = await readTunnelsFile(args.file);
-  const requests: TunnelRequest[] = file.tunnels.map((t) => {
-    const region = t.region ?? args.region ?? file.defaults.region;
-    const profile = t.profile ?? args.profile ?? file.defaults.profile;
-    const endpointUrl = t.endpointUrl ?? args.endpointUrl ?? file.defaults.endpointUrl;
-    return {
-      name: t.name,
-      target: t.target,
-      ...(t.remotePort !== undefined ? { remotePort: t.remotePort } : {}),
-      ...(t.remoteHost ? { remoteHost: t.remoteHost } : {}),
-      ...(t.documentName ? { documentName: t.documentName } : {}),
-      ...(t.parameters ? { parameters: t.parameters } : {}),
-      ...(t.reason ? { reason: t.reason } : {}),
-      local: t.local,
-      aws: { ...(region ? { region } : {}), ...(profile ? { profile } : {}), ...(endpointUrl !== undefined ? { endpointUrl } : {}) },
-    };
+  const requests: TunnelRequest[] = file.tunnels.map(({ line: _line, region: ownRegion, profile: ownProfile, endpointUrl: ownEndpoint, ...spec }) => {
+    const region = ownRegion ?? args.region ?? file.defaults.region;
+    const profile = ownProfile ?? args.profile ?? file.defaults.profile;
+    const endpointUrl = ownEndpoint ?? args.endpointUrl ?? file.defaults.endpointUrl;
+    // --no-reconnect on the command line turns it off for every tunnel; a tunnel's own `reconnect` wins otherwise.
+    const reconnect = args.reconnect === false ? false : (spec.reconnect ?? true);
+    return { ...spec, reconnect, aws: { ...(region ? { region } : {}), ...(profile ? { profile } : {}), ...(endpointUrl !== undefined ? { endpointUrl } : {}) } };
   });
   logger.debug({ event: 'tunnels-file', path: args.file, tunnels: requests.map((r) => r.name) }, 'read the tunnels file');
   await runTunnels(requests, {
