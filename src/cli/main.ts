@@ -150,6 +150,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('document-name', { type: 'string', describe: 'any port-forwarding document' })
           .option('parameters', { type: 'string', describe: 'the document Parameters as JSON, e.g. {"portNumber":["5432"]}' })
           .option('reason', { type: 'string' })
+          .option('sessions', { type: 'string', default: '1', describe: 'stripe connections over this many sessions (1–16): each session is paced to ~1 MB/s by the agent' })
           .usage('$0 forward <target> [options] [-- <command> [args...]]')
           .example('$0 forward i-0123456789abcdef0 --remote-port 5432 --local-port 5432', 'a database on the node, on localhost:5432')
           .example('$0 forward i-0123456789abcdef0 --remote-host db.internal --remote-port 5432', 'a host beyond the node, on a free local port')

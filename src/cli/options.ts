@@ -69,6 +69,13 @@ export function checkAwsOptions(options: { region?: string | undefined; endpoint
   }
 }
 
+/** `--sessions N` / `sessions: N`: how many sessions stripe a tunnel. */
+export function parseSessions(value: unknown, option: string): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 16) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${option} must be a whole number from 1 to 16 (got ${JSON.stringify(value)})`);
+  return n;
+}
+
 export function parsePort(value: unknown, option: string, allowZero: boolean): number {
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {

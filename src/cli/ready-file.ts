@@ -11,7 +11,10 @@ export interface ReadyTunnel {
   localAddress?: string;
   localPort?: number;
   localSocket?: string;
+  /** The session carrying the tunnel now (the first one, when several stripe it). */
   sessionId: string;
+  /** With --sessions N > 1: every session striping it. */
+  sessionIds?: string[];
 }
 
 /** The ready file's content: `{"pid":…,"tunnels":[…]}` (README "In CI"). */

@@ -14,8 +14,10 @@ export interface TunnelStats {
   resumes: number;
   /** New sessions started behind the listener after one ended. */
   replacements: number;
-  /** The session carrying the tunnel now. */
+  /** The session carrying the tunnel now (the first, when several stripe it). */
   sessionId: string;
+  /** With --sessions N > 1: each session's own counters. */
+  sessions?: Array<{ sessionId: string; bytesToRemote: number; bytesFromRemote: number; connectionsOpened: number; connectionsActive: number }>;
 }
 
 export interface StatsReporter {
@@ -68,10 +70,11 @@ export function startStatsReporter(tunnels: Array<{ name: string; forwarder: Por
       resumes: resumes.get(name) ?? 0,
       replacements: replacements.get(name) ?? 0,
       sessionId: forwarder.sessionId,
+      ...(forwarder.sessionIds.length > 1 ? { sessions: forwarder.carrier.sessionCounters().map(({ sessionId, counters }) => ({ sessionId, ...counters })) } : {}),
     }));
   const report = (): void => {
     for (const s of snapshot()) {
-      const line = `stats ${s.tunnel}: sent ${formatBytes(s.bytesToRemote)}, received ${formatBytes(s.bytesFromRemote)}, connections ${s.connectionsOpened} opened / ${s.connectionsActive} active, resumes ${s.resumes}${s.replacements > 0 ? `, sessions replaced ${s.replacements} (now ${s.sessionId})` : ''}`;
+      const line = `stats ${s.tunnel}: sent ${formatBytes(s.bytesToRemote)}, received ${formatBytes(s.bytesFromRemote)}, connections ${s.connectionsOpened} opened / ${s.connectionsActive} active, resumes ${s.resumes}${s.replacements > 0 ? `, sessions replaced ${s.replacements} (now ${s.sessionId})` : ''}${s.sessions ? `, over ${s.sessions.length} sessions (${s.sessions.map((m) => `${m.sessionId}: ${m.connectionsActive} active, received ${formatBytes(m.bytesFromRemote)}`).join('; ')})` : ''}`;
       announce(logger, { event: 'stats', ...s }, line);
     }
   };

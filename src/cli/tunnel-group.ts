@@ -179,6 +179,7 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
       {
         event: 'listening',
         sessionId: t.forwarder.sessionId,
+        ...(t.forwarder.sessionIds.length > 1 ? { sessionIds: [...t.forwarder.sessionIds] } : {}),
         mode: t.forwarder.mode,
         ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
         remote: t.remote,
@@ -186,6 +187,10 @@ export async function runTunnels(requests: TunnelRequest[], options: RunTunnelsO
       },
       `Listening on ${t.forwarder.describe()} -> ${t.remote}${named ? ` (${t.request.name})` : ''}`,
     );
+  }
+  for (const t of tunnels) {
+    const ids = t.forwarder.sessionIds;
+    if (ids.length > 1) loggerFor(t.request).info({ event: 'striping', sessionIds: [...ids] }, `connections go over ${ids.length} sessions: ${ids.join(', ')}`);
   }
   if (options.readyFile) {
     const readyFile = options.readyFile;
@@ -274,6 +279,7 @@ function readyEntry(t: OpenTunnel): ReadyTunnel {
     target: t.request.target,
     ...(endpoint.kind === 'tcp' ? { localAddress: endpoint.address, localPort: endpoint.port } : { localSocket: endpoint.path }),
     sessionId: t.forwarder.sessionId,
+    ...(t.forwarder.sessionIds.length > 1 ? { sessionIds: [...t.forwarder.sessionIds] } : {}),
   };
 }
 

@@ -35,6 +35,7 @@ const TUNNEL_KEYS = [
   'parameters',
   'reason',
   'reconnect',
+  'sessions',
   'region',
   'profile',
   'endpointUrl',
@@ -181,6 +182,12 @@ function parseTunnel(map: YAMLMap, fail: Fail, at: At): TunnelEntry {
     const raw = isScalar(reconnectPair.value) ? reconnectPair.value.value : undefined;
     if (typeof raw !== 'boolean') fail(at(reconnectPair.value, at(reconnectPair.key)), `reconnect must be true or false (got ${raw === undefined ? 'a list or mapping' : JSON.stringify(raw)})`);
     entry.reconnect = raw as boolean;
+  }
+  const sessionsPair = fields.get('sessions');
+  if (sessionsPair) {
+    const raw = isScalar(sessionsPair.value) ? sessionsPair.value.value : undefined;
+    if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1 || raw > 16) fail(at(sessionsPair.value, at(sessionsPair.key)), `sessions must be a whole number from 1 to 16 (got ${raw === undefined ? 'a list or mapping' : JSON.stringify(raw)})`);
+    entry.sessions = raw as number;
   }
   for (const key of ['reason', 'region', 'profile', 'endpointUrl'] as const) {
     const value = str(key);

@@ -10,6 +10,13 @@ export interface LocalConnection {
   label: string;
 }
 
+export interface CarrierLoad {
+  ready: boolean;
+  connections: number;
+  /** Messages written and not yet acknowledged (a proxy for bytes in flight: at most 1 KiB each from the agent). */
+  messagesInFlight: number;
+}
+
 /**
  * What carries a listener's connections to the remote side. The forwarder knows only this: one session with
  * smux or one connection at a time (SessionCarrier), one that starts a new session when its session ends
@@ -22,6 +29,10 @@ export interface Carrier {
   readonly sessionIds: readonly string[];
   /** Totals since the carrier started, across every session it used. */
   readonly counters: TrafficCounters;
+  /** Per session carrying connections now: its id and its own counters (one entry, or one per striped member). */
+  sessionCounters(): Array<{ sessionId: string; counters: TrafficCounters }>;
+  /** How busy it is, for choosing where a new connection goes; `ready` is false while it has no open session. */
+  load(): CarrierLoad;
   /** Carry one local connection; the carrier owns the socket from here. */
   carry(connection: LocalConnection): void;
   /** Resolves when the carrier has ended for good, with the error that ended it (undefined after close()). */

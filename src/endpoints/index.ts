@@ -6,3 +6,4 @@ export * from './tunnel-spec.js';
 export * from './carrier.js';
 export * from './session-carrier.js';
 export * from './replacing-carrier.js';
+export * from './striped-carrier.js';

@@ -1,12 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type net from 'node:net';
-import type { BridgeError } from '../errors.js';
+import { BridgeError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { BridgeSession, type BridgeSessionOptions, type SessionStatus, type SsmApi } from '../session/index.js';
 import type { Carrier } from './carrier.js';
 import type { TrafficCounters } from './connection-bridges.js';
 import { describeEndpoint, listenLocal, type LocalEndpoint, type LocalListener } from './local-listener.js';
 import { ReplacingCarrier } from './replacing-carrier.js';
+import { MAX_STRIPED_SESSIONS, StripedCarrier } from './striped-carrier.js';
 import { describeDestination, forwardStartInput, type TunnelDestination } from './tunnel-spec.js';
 
 export { forwardStartInput } from './tunnel-spec.js';
@@ -25,6 +26,8 @@ export interface PortForwardOptions extends TunnelDestination {
    * reset. Default false here (the forwarder ends with its session); the CLI turns it on (--no-reconnect: off).
    */
   reconnect?: boolean;
+  /** Stripe connections over this many sessions (default 1); each resumes and is replaced on its own. */
+  sessions?: number;
   /**
    * A session already open (BridgeSession.open: `ssm-bridge plugin`), served instead of starting one; the
    * forwarder owns it from here, and terminates it when the listener cannot be bound.
@@ -64,17 +67,28 @@ export class PortForwarder extends EventEmitter {
     }
     const localPort = listener.endpoint.kind === 'tcp' ? listener.endpoint.port : 0;
     const resumeTimeoutMs = options.session?.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
-    let carrier: Carrier;
-    try {
-      carrier = await ReplacingCarrier.start({
+    const sessions = options.sessions ?? 1;
+    if (!Number.isInteger(sessions) || sessions < 1 || sessions > MAX_STRIPED_SESSIONS) {
+      await listener.close();
+      await options.openSession?.terminate();
+      throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `sessions must be a whole number from 1 to ${MAX_STRIPED_SESSIONS} (got ${JSON.stringify(options.sessions)})`);
+    }
+    const member = (firstSession?: BridgeSession): Promise<ReplacingCarrier> =>
+      ReplacingCarrier.start({
         // Built at each start (a session given by the caller needs no StartSession input).
         startSession: async () => BridgeSession.start({ ...options.session, api: options.api, start: forwardStartInput(options, localPort), ...(options.logger ? { logger: options.logger } : {}) }),
-        ...(options.openSession ? { firstSession: options.openSession } : {}),
+        ...(firstSession ? { firstSession } : {}),
         reconnect: options.reconnect ?? false,
         budgetMs: resumeTimeoutMs,
         destination: describeDestination(options),
         ...(options.logger ? { logger: options.logger } : {}),
       });
+    let carrier: Carrier;
+    try {
+      carrier =
+        sessions === 1
+          ? await member(options.openSession)
+          : await StripedCarrier.start({ sessions, startMember: () => member(), budgetMs: resumeTimeoutMs, ...(options.logger ? { logger: options.logger } : {}) });
     } catch (err) {
       // The connections that waited cannot be served; closing the listener would wait for them for ever.
       for (const s of pending) s.destroy();

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { rateLimited, RetryPolicy, sessionEndVerdict, startFailureVerdict, type BridgeSession, type SessionStatus } from '../session/index.js';
-import type { Carrier, LocalConnection } from './carrier.js';
+import type { Carrier, CarrierLoad, LocalConnection } from './carrier.js';
 import { newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
 import { SessionCarrier } from './session-carrier.js';
 
@@ -93,6 +93,15 @@ export class ReplacingCarrier extends EventEmitter implements Carrier {
 
   closed(): Promise<BridgeError | undefined> {
     return this.endedPromise;
+  }
+
+  sessionCounters(): Array<{ sessionId: string; counters: TrafficCounters }> {
+    return this.current.sessionCounters();
+  }
+
+  load(): CarrierLoad {
+    const live = this.current.load();
+    return { ...live, ready: this.state === 'open' && live.ready, connections: live.connections + this.waiting.length };
   }
 
   carry(connection: LocalConnection): void {

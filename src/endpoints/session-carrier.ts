@@ -5,7 +5,7 @@ import { silentLogger, type Logger } from '../logger.js';
 import { FlagValue, portPluginMode, smuxKeepAliveFor } from '../protocol/index.js';
 import { rateLimited, type BridgeSession, type SessionStatus } from '../session/index.js';
 import { SmuxSession } from '../smux/index.js';
-import type { Carrier, LocalConnection } from './carrier.js';
+import type { Carrier, CarrierLoad, LocalConnection } from './carrier.js';
 import { BasicConnectionQueue, bridgeMuxConnection, newTrafficCounters, type TrafficCounters } from './connection-bridges.js';
 import { smuxFailure } from './smux-failure.js';
 import { waitAtMost } from './wait-at-most.js';
@@ -117,6 +117,14 @@ export class SessionCarrier extends EventEmitter implements Carrier {
     return [this.session.sessionId];
   }
 
+  sessionCounters(): Array<{ sessionId: string; counters: TrafficCounters }> {
+    return [{ sessionId: this.session.sessionId, counters: this.counters }];
+  }
+
+  load(): CarrierLoad {
+    return { ready: !this.closing && !this.session.isClosed, connections: this.connections.size, messagesInFlight: this.session.channel.bufferedMessages };
+  }
+
   /** Connections open on this session now. */
   get openConnections(): number {
     return this.connections.size;
@@ -139,6 +147,7 @@ export class SessionCarrier extends EventEmitter implements Carrier {
       return;
     }
     this.connections.set(socket, label);
+    this.logger.debug({ event: 'connection', connection: label, sessionId: this.session.sessionId }, `connection ${label} goes over session ${this.session.sessionId}`);
     socket.once('close', () => this.connections.delete(socket));
     if (this.smux) {
       let stream;

@@ -23,6 +23,8 @@ export interface TunnelSpec extends TunnelDestination {
   local: LocalEndpoint;
   /** Start a new session behind the same listener when one ends in a replaceable way (default true in the CLI). */
   reconnect?: boolean;
+  /** How many sessions carry the tunnel's connections at once (striping; default 1). */
+  sessions?: number;
 }
 
 /** Where the agent connects, in words: "db.internal:5432", "port 5432 on i-…", or the document's. */

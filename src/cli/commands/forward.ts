@@ -2,7 +2,7 @@ import type { Logger as PinoLogger } from 'pino';
 import type { LocalEndpoint } from '../../endpoints/index.js';
 import { BridgeError, ErrorCode } from '../../errors.js';
 import type { GlobalOptions } from '../main.js';
-import { parseParameters, parsePort } from '../options.js';
+import { parseParameters, parsePort, parseSessions } from '../options.js';
 import { runTunnels } from '../tunnel-group.js';
 import { commandFromArgs } from '../run-command.js';
 import { statsIntervalFromArgs } from '../stats.js';
@@ -23,6 +23,7 @@ export interface ForwardArgs extends GlobalOptions {
   statsInterval?: string;
   /** false with --no-reconnect. */
   reconnect?: boolean;
+  sessions?: string;
   /** Everything after `--`: the command to run inside the tunnel. */
   '--'?: Array<string | number>;
 }
@@ -51,6 +52,7 @@ export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise
         ...(args.reason ? { reason: args.reason } : {}),
         local,
         reconnect: args.reconnect !== false,
+        sessions: parseSessions(args.sessions ?? '1', '--sessions'),
         aws: {
           ...(args.region ? { region: args.region } : {}),
           ...(args.profile ? { profile: args.profile } : {}),
