@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +128,9 @@ describe('a forward outlives its session', () => {
     const { run, port } = await startForward([TARGET, '--remote-port', '9000', '--ready-file', readyFile, '--stats-interval', '1s', '--endpoint-url', env.sandbox.endpoint]);
     runs.push(run);
     const first = await liveSessionOf(TARGET);
+    // The file follows the listening line: wait for it.
+    const readyBy = Date.now() + 5_000;
+    while (Date.now() < readyBy && !existsSync(readyFile)) await new Promise((r) => setTimeout(r, 20));
     expect((JSON.parse(readFileSync(readyFile, 'utf8')) as { tunnels: Array<{ sessionId: string }> }).tunnels[0]!.sessionId).toBe(first);
     await control(`sessions/${first}/expire`);
     await waitForStderr(run, /replaces/, 15_000);
