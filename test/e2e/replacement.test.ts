@@ -147,6 +147,31 @@ describe('a forward outlives its session', () => {
     await waitForStderr(run, new RegExp(`sessions replaced 1 \\(now ${second}\\)`), 5_000);
   });
 
+  it('exec mode: the command keeps running across a replacement and uses the new session; its status is the exit status', async () => {
+    const go = join(dir, 'go');
+    // Connect, read the greeting, wait for the test's go-ahead (given after the replacement), connect again.
+    const script = `
+      const net = require('node:net'), fs = require('node:fs');
+      const greet = () => new Promise((ok, fail) => { const s = net.connect(+process.env.SSM_BRIDGE_LOCAL_PORT, '127.0.0.1'); s.once('data', (d) => { s.destroy(); ok(d.toString()); }); s.once('error', fail); });
+      (async () => {
+        console.error('first: ' + JSON.stringify(await greet()));
+        for (let i = 0; i < 600 && !fs.existsSync(${JSON.stringify(go)}); i++) await new Promise((r) => setTimeout(r, 50));
+        console.error('second: ' + JSON.stringify(await greet()));
+        process.exit(7);
+      })().catch((e) => { console.error('failed: ' + e.message); process.exit(1); });`;
+    const run = runCli(['forward', TARGET, '--remote-port', '9001', '--endpoint-url', env.sandbox.endpoint, '--', process.execPath, '-e', script]);
+    runs.push(run);
+    await waitForStderr(run, /first: "hello\\n"/, 15_000);
+    const first = await liveSessionOf(TARGET);
+    await control(`sessions/${first}/expire`);
+    await waitForStderr(run, /replaces/, 15_000);
+    writeFileSync(go, '');
+    expect(await within(run.exited, 20_000, 'the command to finish')).toBe(7);
+    expect(run.stderr()).toMatch(/second: "hello\\n"/);
+    // The run's end terminated the replacement session too.
+    expect((await listSandboxSessions(env.sandbox.endpoint)).filter((s) => s.target === TARGET && s.state !== 'terminated')).toEqual([]);
+  });
+
   it('up with two tunnels: one session is replaced, the other is untouched (its open connection goes on)', async () => {
     const file = join(dir, 'two.yaml');
     writeFileSync(
