@@ -103,6 +103,8 @@ export interface SessionRegistryEvents {
 export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** StartSession calls per target id (any id a well-formed request named, failed calls too). */
+  private readonly startCalls = new Map<string, number>();
   private readonly config: SandboxConfig;
   private readonly now: () => number;
   private readonly sessionIdPrefix: string;
@@ -141,6 +143,38 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     this.armExpiry(record);
     this.emit('started', record);
     return record;
+  }
+
+  /** A well-formed StartSession request named this target (counted before faults, documents and connectivity). */
+  countStartSession(targetId: string): void {
+    this.startCalls.set(targetId, (this.startCalls.get(targetId) ?? 0) + 1);
+  }
+
+  /** StartSession calls that named this target so far. */
+  startSessionCalls(targetId: string): number {
+    return this.startCalls.get(targetId) ?? 0;
+  }
+
+  /** The configured targets (their `connected` is live). */
+  targets(): Readonly<Record<string, TargetConfig>> {
+    return this.config.targets;
+  }
+
+  /** Whether StartSession may start a session on this target (a configured target whose agent is online). */
+  isTargetConnected(targetId: string): boolean {
+    return this.config.targets[targetId]?.connected === true;
+  }
+
+  /**
+   * Take a target's agent offline (false) or back online (true): StartSession answers TargetNotConnected while
+   * it is offline; its live sessions are left alone (docs/sandbox.md). Writes the config's `connected`, so
+   * `sandbox.config` shows it. False for an unknown target.
+   */
+  setTargetConnected(targetId: string, connected: boolean): boolean {
+    const target = this.config.targets[targetId];
+    if (target === undefined) return false;
+    target.connected = connected;
+    return true;
   }
 
   get(sessionId: string): SessionRecord | undefined {
