@@ -53,8 +53,10 @@ export interface SessionRecord {
   /** When the client went away; cleared when it comes back. */
   disconnectedAtMs?: number;
   terminatedAtMs?: number;
-  /** Why it ended: 'TerminateSession API', 'expired', or what the gateway/agent reports. */
+  /** Why it ended: 'TerminateSession API', 'expired', 'idle timeout', or what the gateway/agent reports. */
   terminatedReason?: string;
+  /** The Output of the channel_closed the client is sent, when it is not the reason (idle timeout, agent end). */
+  channelClosedOutput?: string;
   readonly counters: SessionCounters;
 }
 
@@ -79,6 +81,7 @@ export interface SessionSummary {
   disconnectedAtMs?: number;
   terminatedAtMs?: number;
   terminatedReason?: string;
+  channelClosedOutput?: string;
   counters: SessionCounters;
 }
 
@@ -245,14 +248,18 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     return this.terminate(sessionId, EXPIRED_REASON);
   }
 
-  /** End a session; idempotent. Emits `terminated` the first time; false when unknown or already over. */
-  terminate(sessionId: string, reason: string): boolean {
+  /**
+   * End a session; idempotent. Emits `terminated` the first time; false when unknown or already over.
+   * `channelClosedOutput`: what the client's channel_closed says, when not the reason itself.
+   */
+  terminate(sessionId: string, reason: string, channelClosedOutput?: string): boolean {
     const record = this.sessions.get(sessionId);
     if (record === undefined || record.state === 'terminated') return false;
     this.clearExpiry(sessionId);
     record.state = 'terminated';
     record.terminatedAtMs = this.now();
     record.terminatedReason = reason;
+    if (channelClosedOutput !== undefined && channelClosedOutput !== reason) record.channelClosedOutput = channelClosedOutput;
     this.emit('terminated', record);
     return true;
   }
@@ -293,7 +300,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
 
 /** The control API's view of a session: everything but the token. */
 export function describeSession(record: SessionRecord): SessionSummary {
-  const { sessionId, targetId, documentName, parameters, properties, state, createdAtMs, connectedAtMs, disconnectedAtMs, terminatedAtMs, terminatedReason, counters } = record;
+  const { sessionId, targetId, documentName, parameters, properties, state, createdAtMs, connectedAtMs, disconnectedAtMs, terminatedAtMs, terminatedReason, channelClosedOutput, counters } = record;
   return {
     sessionId,
     target: targetId,
@@ -306,6 +313,7 @@ export function describeSession(record: SessionRecord): SessionSummary {
     ...(disconnectedAtMs !== undefined ? { disconnectedAtMs } : {}),
     ...(terminatedAtMs !== undefined ? { terminatedAtMs } : {}),
     ...(terminatedReason !== undefined ? { terminatedReason } : {}),
+    ...(channelClosedOutput !== undefined ? { channelClosedOutput } : {}),
     counters: { ...counters },
   };
 }
