@@ -24,6 +24,7 @@ import { SANDBOX_CREDENTIALS, type SandboxCredential } from './credentials.js';
  *     }
  *   },
  *   "sessionExpiryMs": 1200000,
+ *   "idleSessionTimeoutMs": 1200000,
  *   "credentials": [{ "accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "example-secret" }]
  * }
  * ```
@@ -37,6 +38,11 @@ export interface SandboxConfig {
   documents: Record<string, DocumentConfig>;
   /** How long a session waits, disconnected (or started and never connected), before it expires. */
   sessionExpiryMs: number;
+  /**
+   * Session Manager's idle session timeout: a session whose data channel carried no new stream data either way
+   * for this long is ended by the service (reason 'idle timeout'). Acks, pings and pause/start do not count.
+   */
+  idleSessionTimeoutMs: number;
   /** The agent's 1 ms sleep after each message (true, as the agent does); false for speed tests. */
   paced: boolean;
   /** Key pairs accepted besides the sandbox's own (SANDBOX_CREDENTIALS). */
@@ -111,6 +117,7 @@ export interface SandboxConfigInput {
     }
   >;
   sessionExpiryMs?: number;
+  idleSessionTimeoutMs?: number;
   paced?: boolean;
   credentials?: Array<{ accessKeyId: string; secretAccessKey: string }>;
 }
@@ -120,6 +127,8 @@ export const DEFAULT_REGION = 'us-east-1';
 export const DEFAULT_AGENT_VERSION = '3.3.2746.0';
 /** Session Manager's default idle session timeout is 20 minutes; a disconnected session lives as long here. */
 export const DEFAULT_SESSION_EXPIRY_MS = 20 * 60_000;
+/** Session Manager's default idle session timeout (a preference of 1–60 minutes; 20 by default). */
+export const DEFAULT_IDLE_SESSION_TIMEOUT_MS = 20 * 60_000;
 /** setTimeout's limit: longer delays fire at once. */
 export const MAX_SESSION_EXPIRY_MS = 2_147_483_647;
 /** A `{{ name }}` placeholder in a document's properties. */
@@ -310,7 +319,7 @@ function parseCredentials(value: unknown): SandboxCredential[] {
  */
 export function parseSandboxConfig(raw: unknown): SandboxConfig {
   const top = object(raw, '(top level)');
-  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs', 'paced', 'credentials']);
+  onlyKeys(top, '(top level)', ['region', 'targets', 'documents', 'sessionExpiryMs', 'idleSessionTimeoutMs', 'paced', 'credentials']);
   if (top.targets === undefined) fail('targets', 'is required: an object of target id → target');
   const targets: Record<string, TargetConfig> = {};
   for (const [id, t] of Object.entries(object(top.targets, 'targets'))) targets[id] = parseTarget(id, t);
@@ -322,11 +331,20 @@ export function parseSandboxConfig(raw: unknown): SandboxConfig {
   if (typeof sessionExpiryMs !== 'number' || !Number.isInteger(sessionExpiryMs) || sessionExpiryMs < 1 || sessionExpiryMs > MAX_SESSION_EXPIRY_MS) {
     fail('sessionExpiryMs', `must be a whole number of milliseconds from 1 to ${MAX_SESSION_EXPIRY_MS}, got ${describe(top.sessionExpiryMs)}`);
   }
+  const idleSessionTimeoutMs = top.idleSessionTimeoutMs ?? DEFAULT_IDLE_SESSION_TIMEOUT_MS;
+  if (!isTimeout(idleSessionTimeoutMs)) {
+    fail('idleSessionTimeoutMs', `must be a whole number of milliseconds from 1 to ${MAX_SESSION_EXPIRY_MS}, got ${describe(top.idleSessionTimeoutMs)}`);
+  }
   const region = top.region ?? DEFAULT_REGION;
   if (typeof region !== 'string' || !REGION.test(region)) fail('region', `must be a region name such as "us-east-1", got ${describe(top.region)}`);
   const paced = top.paced ?? true;
   if (typeof paced !== 'boolean') fail('paced', `must be true or false, got ${describe(top.paced)}`);
-  return { region, targets, documents, sessionExpiryMs, paced, credentials: parseCredentials(top.credentials) };
+  return { region, targets, documents, sessionExpiryMs, idleSessionTimeoutMs, paced, credentials: parseCredentials(top.credentials) };
+}
+
+/** A whole number of milliseconds setTimeout can wait: 1 to 2^31 − 1. */
+export function isTimeout(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_SESSION_EXPIRY_MS;
 }
 
 /** Read a JSON config file and validate it. */

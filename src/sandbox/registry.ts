@@ -53,8 +53,10 @@ export interface SessionRecord {
   /** When the client went away; cleared when it comes back. */
   disconnectedAtMs?: number;
   terminatedAtMs?: number;
-  /** Why it ended: 'TerminateSession API', 'expired', or what the gateway/agent reports. */
+  /** Why it ended: 'TerminateSession API', 'expired', 'idle timeout', or what the gateway/agent reports. */
   terminatedReason?: string;
+  /** The Output of the channel_closed the client is sent, when it is not the reason (idle timeout, agent end). */
+  channelClosedOutput?: string;
   readonly counters: SessionCounters;
 }
 
@@ -79,6 +81,7 @@ export interface SessionSummary {
   disconnectedAtMs?: number;
   terminatedAtMs?: number;
   terminatedReason?: string;
+  channelClosedOutput?: string;
   counters: SessionCounters;
 }
 
@@ -103,6 +106,8 @@ export interface SessionRegistryEvents {
 export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
   private readonly sessions = new Map<string, SessionRecord>();
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** StartSession calls per target id (any id a well-formed request named, failed calls too). */
+  private readonly startCalls = new Map<string, number>();
   private readonly config: SandboxConfig;
   private readonly now: () => number;
   private readonly sessionIdPrefix: string;
@@ -141,6 +146,38 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     this.armExpiry(record);
     this.emit('started', record);
     return record;
+  }
+
+  /** A well-formed StartSession request named this target (counted before faults, documents and connectivity). */
+  countStartSession(targetId: string): void {
+    this.startCalls.set(targetId, (this.startCalls.get(targetId) ?? 0) + 1);
+  }
+
+  /** StartSession calls that named this target so far. */
+  startSessionCalls(targetId: string): number {
+    return this.startCalls.get(targetId) ?? 0;
+  }
+
+  /** The configured targets (their `connected` is live). */
+  targets(): Readonly<Record<string, TargetConfig>> {
+    return this.config.targets;
+  }
+
+  /** Whether StartSession may start a session on this target (a configured target whose agent is online). */
+  isTargetConnected(targetId: string): boolean {
+    return this.config.targets[targetId]?.connected === true;
+  }
+
+  /**
+   * Take a target's agent offline (false) or back online (true): StartSession answers TargetNotConnected while
+   * it is offline; its live sessions are left alone (docs/sandbox.md). Writes the config's `connected`, so
+   * `sandbox.config` shows it. False for an unknown target.
+   */
+  setTargetConnected(targetId: string, connected: boolean): boolean {
+    const target = this.config.targets[targetId];
+    if (target === undefined) return false;
+    target.connected = connected;
+    return true;
   }
 
   get(sessionId: string): SessionRecord | undefined {
@@ -211,14 +248,18 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
     return this.terminate(sessionId, EXPIRED_REASON);
   }
 
-  /** End a session; idempotent. Emits `terminated` the first time; false when unknown or already over. */
-  terminate(sessionId: string, reason: string): boolean {
+  /**
+   * End a session; idempotent. Emits `terminated` the first time; false when unknown or already over.
+   * `channelClosedOutput`: what the client's channel_closed says, when not the reason itself.
+   */
+  terminate(sessionId: string, reason: string, channelClosedOutput?: string): boolean {
     const record = this.sessions.get(sessionId);
     if (record === undefined || record.state === 'terminated') return false;
     this.clearExpiry(sessionId);
     record.state = 'terminated';
     record.terminatedAtMs = this.now();
     record.terminatedReason = reason;
+    if (channelClosedOutput !== undefined && channelClosedOutput !== reason) record.channelClosedOutput = channelClosedOutput;
     this.emit('terminated', record);
     return true;
   }
@@ -259,7 +300,7 @@ export class SessionRegistry extends EventEmitter<SessionRegistryEvents> {
 
 /** The control API's view of a session: everything but the token. */
 export function describeSession(record: SessionRecord): SessionSummary {
-  const { sessionId, targetId, documentName, parameters, properties, state, createdAtMs, connectedAtMs, disconnectedAtMs, terminatedAtMs, terminatedReason, counters } = record;
+  const { sessionId, targetId, documentName, parameters, properties, state, createdAtMs, connectedAtMs, disconnectedAtMs, terminatedAtMs, terminatedReason, channelClosedOutput, counters } = record;
   return {
     sessionId,
     target: targetId,
@@ -272,6 +313,7 @@ export function describeSession(record: SessionRecord): SessionSummary {
     ...(disconnectedAtMs !== undefined ? { disconnectedAtMs } : {}),
     ...(terminatedAtMs !== undefined ? { terminatedAtMs } : {}),
     ...(terminatedReason !== undefined ? { terminatedReason } : {}),
+    ...(channelClosedOutput !== undefined ? { channelClosedOutput } : {}),
     counters: { ...counters },
   };
 }

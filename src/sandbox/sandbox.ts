@@ -6,7 +6,7 @@ import { BridgeError, ErrorCode } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { AWS_JSON_1_1, createApiHandler, SsmApiError } from './api/index.js';
 import { verifySigV4 } from './api/sigv4-verifier.js';
-import { loadSandboxConfig, type SandboxConfig } from './config.js';
+import { isTimeout, loadSandboxConfig, type SandboxConfig } from './config.js';
 import { acceptedCredentials } from './credentials.js';
 import { createControlHandler, FaultState } from './faults/index.js';
 import { Gateway, type GatewaySessionInfo, type GatewaySessionStore, type SessionTraffic } from './gateway/gateway.js';
@@ -23,6 +23,11 @@ export interface SandboxOptions {
    * or the config's `paced` says false. Off is for speed tests; every other agent behaviour stays.
    */
   paced?: boolean;
+  /**
+   * Session Manager's idle session timeout in ms (1 to 2^31 − 1): overrides the config's `idleSessionTimeoutMs`
+   * (default 20 minutes). A session with no new stream data either way for this long is ended.
+   */
+  idleSessionTimeoutMs?: number;
   /** Agent timing for tests: the not-ready window after HandshakeComplete, the heartbeat. */
   agent?: { pluginStartDelayMs?: number; heartbeat?: { pingIntervalMs: number; pongWaitMs: number } };
   /** Seed for fault-injection decisions. */
@@ -42,6 +47,8 @@ export interface Sandbox {
   config: SandboxConfig;
   /** Whether the agent is paced (1 ms per message). */
   paced: boolean;
+  /** The idle session timeout in force (options, else config). */
+  idleSessionTimeoutMs: number;
   /** Counters of a live session's data channel. */
   traffic(sessionId: string): SessionTraffic | undefined;
   close(): Promise<void>;
@@ -51,6 +58,10 @@ export interface Sandbox {
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const logger = options.logger ?? silentLogger;
   const config = loadSandboxConfig(options.config);
+  if (options.idleSessionTimeoutMs !== undefined && !isTimeout(options.idleSessionTimeoutMs)) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `idleSessionTimeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${String(options.idleSessionTimeoutMs)}`);
+  }
+  const idleSessionTimeoutMs = options.idleSessionTimeoutMs ?? config.idleSessionTimeoutMs;
   const registry = new SessionRegistry(config);
   const faults = new FaultState(options.seed ?? 1);
   const store: GatewaySessionStore = {
@@ -68,13 +79,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     exists: (sessionId) => registry.get(sessionId) !== undefined,
     connected: (sessionId) => registry.markConnected(sessionId),
     disconnected: (sessionId) => registry.markDisconnected(sessionId),
-    ended: (sessionId, reason) => registry.terminate(sessionId, reason),
+    ended: (sessionId, reason, output) => registry.terminate(sessionId, reason, output),
   };
   const gateway = new Gateway({
     store,
     faults: () => faults.settings,
     takeCorruption: () => faults.takeCorruption(),
     random: () => faults.random(),
+    idleSessionTimeoutMs,
     agent: {
       paced: options.paced ?? config.paced,
       ...options.agent,
@@ -82,7 +94,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     },
     logger,
   });
-  registry.on('terminated', (record: { sessionId: string; terminatedReason?: string }) => gateway.terminate(record.sessionId, record.terminatedReason ?? ''));
+  registry.on('terminated', (record) => gateway.terminate(record.sessionId, record.channelClosedOutput ?? record.terminatedReason ?? ''));
   faults.on('dropRequested', (sessionId: string) => gateway.drop(sessionId));
   faults.on('sessionFaultRequested', (sessionId, fault) => gateway.applySessionFault(sessionId, fault));
 
@@ -142,6 +154,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     gateway,
     config,
     paced: options.paced ?? config.paced,
+    idleSessionTimeoutMs,
     traffic: (id) => gateway.traffic(id),
     close: async () => {
       gateway.close();

@@ -35,14 +35,22 @@ export interface AgentSessionOptions {
   logger?: Logger;
 }
 
+/**
+ * The reason an agent-ended session carries in the registry (`POST /_sandbox/sessions/<id>/agent-end`): the
+ * session worker's port plugin exited (port.go Execute returns; sessionplugin.go then PrepareToCloseChannel
+ * and Close). Its channel_closed Output is empty, as for any plugin that ends without an error.
+ */
+export const AGENT_END_REASON = 'the agent ended the session';
+
 /*
  * One session on the emulated agent: sessionplugin.go Execute, then the port plugin (port.go).
  *
  *   handshaking --HandshakeResponse ok--> starting plugin --initialized--> running --plugin ends / cancel-->
  *   closing (≤ 2 s for acks: PrepareToCloseChannel) --> ended
  *
- * `end` (reason) is emitted once; the gateway then tells the client (channel_closed). `close()` is the
- * service ending the session (TerminateSession API, expiry): everything stops at once.
+ * `end` (reason, output) is emitted once; the gateway then tells the client (channel_closed with `output`,
+ * which is the reason unless `end()` said otherwise). `close()` is the service ending the session
+ * (TerminateSession API, expiry, idle timeout): everything stops at once.
  */
 type AgentState = 'idle' | 'handshaking' | 'starting' | 'running' | 'closing' | 'ended';
 
@@ -93,6 +101,17 @@ export class AgentSession extends EventEmitter {
       HANDSHAKE_TIMEOUT_MS,
     );
     this.handshakeTimer.unref();
+  }
+
+  /**
+   * The agent ends the session on its own, as when its session worker's plugin exits (the worker cancelled, the
+   * plugin done): the plugin stops, the data channel waits ≤ 2 s for acks (PrepareToCloseChannel), then `end`.
+   * False when the session is already ending.
+   */
+  end(reason: string, output = reason): boolean {
+    if (this.state === 'closing' || this.state === 'ended') return false;
+    void this.finish(reason, output);
+    return true;
   }
 
   /** A frame from the client, through the gateway. */
@@ -195,7 +214,7 @@ export class AgentSession extends EventEmitter {
   }
 
   /** The plugin ended or the session was cancelled: PrepareToCloseChannel (≤ 2 s for acks), then end. */
-  private async finish(reason: string): Promise<void> {
+  private async finish(reason: string, output = reason): Promise<void> {
     if (this.state === 'closing' || this.state === 'ended') return;
     this.state = 'closing';
     if (this.handshakeTimer) clearTimeout(this.handshakeTimer);
@@ -203,6 +222,6 @@ export class AgentSession extends EventEmitter {
     await this.channel.whenAllAcknowledged(END_OF_SESSION_WAIT_MS, END_OF_SESSION_POLL_MS);
     if (this.state !== 'closing') return;
     this.close();
-    this.emit('end', reason);
+    this.emit('end', reason, output);
   }
 }

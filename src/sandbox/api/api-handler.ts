@@ -8,7 +8,7 @@ import { AWS_JSON_1_1, parseJsonBody, readRequestBody, sendAwsError, sendJson } 
 import { resolveSessionProperties } from './port-documents.js';
 import { parseSessionIdRequest, parseStartSessionRequest } from './requests.js';
 import { parseAuthorizationHeader, verifySigV4 } from './sigv4-verifier.js';
-import { SsmApiError, sessionDoesNotExist, targetNotConnected } from './ssm-api-error.js';
+import { SsmApiError, sessionDoesNotExist, startSessionFailure, targetNotConnected } from './ssm-api-error.js';
 
 /** The X-Amz-Target prefix of SSM actions. */
 const TARGET_PREFIX = 'AmazonSSM.';
@@ -45,9 +45,12 @@ export function createApiHandler(registry: SessionRegistry, faults: FaultState, 
   const credentials = acceptedCredentials(config);
   async function startSession(req: IncomingMessage, body: unknown): Promise<object> {
     const request = parseStartSessionRequest(body);
+    registry.countStartSession(request.target);
+    const failure = faults.takeStartFailure();
+    if (failure !== undefined) throw startSessionFailure(failure, request.target, config.region);
     const properties = resolveSessionProperties(request.documentName, request.parameters, config.documents);
     const target = config.targets[request.target];
-    if (target === undefined || !target.connected) throw targetNotConnected(request.target);
+    if (target === undefined || !registry.isTargetConnected(request.target)) throw targetNotConnected(request.target);
     const record = registry.start({ targetId: request.target, documentName: request.documentName!, parameters: request.parameters ?? {}, properties });
     logger.info({ sessionId: record.sessionId, target: request.target, documentName: request.documentName, properties }, 'StartSession');
     return { SessionId: record.sessionId, TokenValue: record.token, StreamUrl: streamUrlFor(req, record.sessionId) };

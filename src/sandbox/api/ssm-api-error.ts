@@ -47,3 +47,23 @@ export function targetNotConnected(targetId: string): SsmApiError {
 export function sessionDoesNotExist(sessionId: string): SsmApiError {
   return new SsmApiError('DoesNotExistException', 400, `Session with id ${sessionId} does not exist.`);
 }
+
+/**
+ * A fault-injected StartSession failure, shaped as the service sends each: 400 ThrottlingException "Rate
+ * exceeded", 400 AccessDeniedException in IAM's wording (the sandbox's fake account 000000000000), 500
+ * InternalServerError.
+ */
+export function startSessionFailure(kind: 'ThrottlingException' | 'AccessDeniedException' | 'InternalServerError', targetId: string, region: string): SsmApiError {
+  switch (kind) {
+    case 'ThrottlingException':
+      return new SsmApiError('ThrottlingException', 400, 'Rate exceeded');
+    case 'AccessDeniedException':
+      return new SsmApiError(
+        'AccessDeniedException',
+        400,
+        `User: arn:aws:iam::000000000000:user/sandbox is not authorized to perform: ssm:StartSession on resource: arn:aws:ec2:${region}:000000000000:instance/${targetId} because no identity-based policy allows the ssm:StartSession action (sandbox fault injection)`,
+      );
+    case 'InternalServerError':
+      return new SsmApiError('InternalServerError', 500, 'An internal error occurred (sandbox fault injection).');
+  }
+}

@@ -13,6 +13,9 @@
  * | `POST /_sandbox/sessions/<id>/withhold-acks` `{"ms": T}` | 202: the gateway holds the agent's acks to the client for T ms, then delivers them |
  * | `POST /_sandbox/sessions/<id>/agent-heartbeat-timeout` | 202: the agent's read deadline passes now: it reconnects (the client sees pause/start_publication) |
  * | `POST /_sandbox/sessions/<id>/pause-client` | 202: the gateway sends the client pause_publication and no start_publication |
+ * | `POST /_sandbox/sessions/<id>/agent-end` | 202: the agent ends the session as when its plugin exits: PrepareToCloseChannel (≤ 2 s for acks), then channel_closed with an empty Output (reason `the agent ended the session`). 409 when terminated or no data channel has connected yet |
+ * | `GET /_sandbox/targets`, `GET /_sandbox/targets/<id>` | each target: `connected`, `agentVersion`, `startSessionCalls` (well-formed StartSession calls naming it, failed ones too), live `sessions`; 404 when unknown |
+ * | `POST /_sandbox/targets/<id>/disconnect`, `…/connect` | 202: its agent goes offline (StartSession answers TargetNotConnected; live sessions go on) or back online; 404 when unknown |
  * | `GET /_sandbox/faults` | the fault settings, plus the PRNG `seed` |
  * | `POST /_sandbox/faults` | merge a JSON object into the settings (all or nothing; 400 naming a bad field) |
  * | `DELETE /_sandbox/faults` | every fault off |
@@ -101,6 +104,14 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
     return s;
   };
 
+  const targetView = (targetId: string) => ({
+    target: targetId,
+    connected: registry.isTargetConnected(targetId),
+    agentVersion: registry.targets()[targetId]!.agentVersion,
+    startSessionCalls: registry.startSessionCalls(targetId),
+    sessions: registry.list().filter((r) => r.targetId === targetId && r.state !== 'terminated').length,
+  });
+
   const faultsView = () => ({ ...faults.settings, seed: faults.seed });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -124,6 +135,25 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
       throw methodNotAllowed(req.method, path, ['GET', 'POST', 'DELETE']);
     }
 
+    if (resource === 'targets') {
+      if (parts.length === 2) {
+        if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
+        return sendJson(res, 200, Object.keys(registry.targets()).map((id) => targetView(id)));
+      }
+      const targetId = decodeURIComponent(rawId!);
+      if (registry.targets()[targetId] === undefined) throw new ControlError(404, 'TargetNotFound', `no target ${targetId} in the sandbox config`);
+      if (parts.length === 3) {
+        if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
+        return sendJson(res, 200, targetView(targetId));
+      }
+      if (parts.length === 4 && (action === 'disconnect' || action === 'connect')) {
+        if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);
+        registry.setTargetConnected(targetId, action === 'connect');
+        logger.info({ targetId, action }, 'sandbox control');
+        return sendJson(res, 202, targetView(targetId));
+      }
+    }
+
     if (resource === 'sessions') {
       if (parts.length === 2) {
         if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
@@ -134,13 +164,13 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
         if (req.method !== 'GET') throw methodNotAllowed(req.method, path, ['GET']);
         return sendJson(res, 200, summary(sessionId));
       }
-      if (parts.length === 4 && (action === 'block-destination' || action === 'withhold-acks' || action === 'agent-heartbeat-timeout' || action === 'pause-client')) {
+      if (parts.length === 4 && (action === 'block-destination' || action === 'withhold-acks' || action === 'agent-heartbeat-timeout' || action === 'pause-client' || action === 'agent-end')) {
         if (req.method !== 'POST') throw methodNotAllowed(req.method, path, ['POST']);
         const record = registry.get(sessionId);
         if (record === undefined) throw new ControlError(404, 'SessionNotFound', `no session ${sessionId}`);
         if (record.state === 'terminated') throw new ControlError(409, 'SessionTerminated', `session ${sessionId} is terminated (${record.terminatedReason ?? ''})`);
         let applied: boolean;
-        if (action === 'agent-heartbeat-timeout' || action === 'pause-client') applied = faults.requestSessionFault(sessionId, { kind: action });
+        if (action === 'agent-heartbeat-timeout' || action === 'pause-client' || action === 'agent-end') applied = faults.requestSessionFault(sessionId, { kind: action });
         else {
           const body = (await readJsonBody(req)) as { ms?: unknown } | null;
           const ms = body?.ms;
@@ -168,7 +198,7 @@ export function createControlHandler(registry: SessionRegistry, faults: FaultSta
         return sendJson(res, 200, summary(sessionId));
       }
     }
-    throw new ControlError(404, 'NotFound', `no control route ${req.method} ${path}; see GET /_sandbox/sessions, /_sandbox/faults`);
+    throw new ControlError(404, 'NotFound', `no control route ${req.method} ${path}; see GET /_sandbox/sessions, /_sandbox/targets, /_sandbox/faults`);
   }
 
   return (req, res) => {

@@ -6,6 +6,10 @@ import { mulberry32 } from './mulberry32.js';
 /** How a fault-injected ResumeSession call fails. */
 export type ResumeFailureKind = 'InternalServerError' | 'ThrottlingException';
 
+/** How a fault-injected StartSession call fails. */
+export type StartFailureKind = 'ThrottlingException' | 'AccessDeniedException' | 'InternalServerError';
+const START_FAILURE_KINDS: readonly StartFailureKind[] = ['ThrottlingException', 'AccessDeniedException', 'InternalServerError'];
+
 /**
  * Every fault the sandbox can inject; all off by default. The gateway reads the live object on every
  * frame and connection, so a change applies mid-session.
@@ -20,6 +24,10 @@ export interface FaultSettings extends GatewayFaults {
   failResumeCount: number;
   /** … with 500 InternalServerError or 400 ThrottlingException ("Rate exceeded"). */
   failResumeWith: ResumeFailureKind;
+  /** Fail this many upcoming StartSession calls … */
+  failStartCount: number;
+  /** … with 400 ThrottlingException ("Rate exceeded"), 400 AccessDeniedException or 500 InternalServerError. */
+  failStartWith: StartFailureKind;
 }
 
 /** What `update()` and `POST /_sandbox/faults` accept: any subset; null (or 0) turns a `close*` fault off. */
@@ -45,6 +53,8 @@ export function defaultFaultSettings(): FaultSettings {
     blackhole: false,
     failResumeCount: 0,
     failResumeWith: 'InternalServerError',
+    failStartCount: 0,
+    failStartWith: 'ThrottlingException',
   };
 }
 
@@ -58,9 +68,9 @@ export interface FaultStateEvents {
 }
 
 const RATES = ['dropRate', 'duplicateRate', 'reorderRate', 'delayRate'] as const;
-const COUNTS = ['delayMs', 'corruptDigestNext', 'failResumeCount'] as const;
+const COUNTS = ['delayMs', 'corruptDigestNext', 'failResumeCount', 'failStartCount'] as const;
 const CLOSERS = ['closeAfterMessages', 'closeAfterBytes', 'closeEveryMs'] as const;
-const KNOWN = [...CLOSERS, ...RATES, ...COUNTS, 'refuseDestination', 'blackhole', 'failResumeWith', 'seed'];
+const KNOWN = [...CLOSERS, ...RATES, ...COUNTS, 'refuseDestination', 'blackhole', 'failResumeWith', 'failStartWith', 'seed'];
 
 function bad(key: string, expected: string, value: unknown): never {
   throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `faults.${key} must be ${expected}, got ${JSON.stringify(value) ?? String(value)}`);
@@ -119,6 +129,9 @@ export class FaultState extends EventEmitter<FaultStateEvents> {
       } else if (key === 'failResumeWith') {
         if (value !== 'InternalServerError' && value !== 'ThrottlingException') bad(key, '"InternalServerError" or "ThrottlingException"', value);
         next.failResumeWith = value;
+      } else if (key === 'failStartWith') {
+        if (!START_FAILURE_KINDS.includes(value as StartFailureKind)) bad(key, '"ThrottlingException", "AccessDeniedException" or "InternalServerError"', value);
+        next.failStartWith = value as StartFailureKind;
       } else if (key === 'seed') {
         if (!wholeNumber(value) || value > 0xffffffff) bad(key, 'an integer from 0 to 4294967295', value);
         seed = value;
@@ -170,6 +183,13 @@ export class FaultState extends EventEmitter<FaultStateEvents> {
     if (this.current.failResumeCount <= 0) return undefined;
     this.current.failResumeCount--;
     return this.current.failResumeWith;
+  }
+
+  /** Consume one StartSession failure: how this call must fail, or undefined when it must not. */
+  takeStartFailure(): StartFailureKind | undefined {
+    if (this.current.failStartCount <= 0) return undefined;
+    this.current.failStartCount--;
+    return this.current.failStartWith;
   }
 
   /** Ask the gateway for a timed fault on one session; true when a listener (the gateway) heard it. */

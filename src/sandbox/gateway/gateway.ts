@@ -17,7 +17,7 @@ import {
   type PortSessionProperties,
 } from '../../protocol/index.js';
 import type { AgentLink } from '../agent/agent-data-channel.js';
-import { AgentSession } from '../agent/agent-session.js';
+import { AGENT_END_REASON, AgentSession } from '../agent/agent-session.js';
 import type { ResolveDestination } from '../agent/dialer.js';
 import { FaultInjectingTransport, newFaultCounters, type ConnectionFaults, type FaultCounters } from './fault-injecting-transport.js';
 
@@ -37,8 +37,11 @@ export interface GatewaySessionStore {
   exists(sessionId: string): boolean;
   connected(sessionId: string): void;
   disconnected(sessionId: string): void;
-  /** The agent ended the session. */
-  ended(sessionId: string, reason: string): void;
+  /**
+   * The agent, or the service on its behalf (idle timeout), ended the session: `reason` for the record,
+   * `output` (default: the reason) for the client's channel_closed.
+   */
+  ended(sessionId: string, reason: string, output?: string): void;
 }
 
 export interface GatewayFaults extends ConnectionFaults {
@@ -54,7 +57,9 @@ export type SessionFault =
   | { kind: 'withhold-acks'; ms: number }
   | { kind: 'agent-heartbeat-timeout' }
   /** The service tells the client to stop sending (pause_publication), and never says start. */
-  | { kind: 'pause-client' };
+  | { kind: 'pause-client' }
+  /** The agent ends the session as when its plugin exits (PrepareToCloseChannel, then channel_closed). */
+  | { kind: 'agent-end' };
 
 export interface GatewayAgentOptions {
   /** Agent-like 1 ms sleep after each message; default true. */
@@ -74,6 +79,8 @@ export interface GatewayOptions {
   logger?: Logger;
   /** How long a new WebSocket may take to send OpenDataChannelInput. */
   openTimeoutMs?: number;
+  /** The service's idle session timeout: no new stream data either way for this long ends the session. Off when absent. */
+  idleSessionTimeoutMs?: number;
 }
 
 /** Per-session counters the sandbox reports. */
@@ -153,6 +160,13 @@ export const CLIENT_SEND_HIGH_WATER_BYTES = 512 * 1024;
 export const AGENT_READER_BACKLOG_BYTES = 512 * 1024;
 /** Largest frame accepted from a client (1 KiB payloads are 1,144 bytes); caps the pre-authentication frame too. */
 export const MAX_CLIENT_FRAME_BYTES = 1024 * 1024;
+/** The reason an idle-timed-out session carries in the registry. */
+export const IDLE_TIMEOUT_REASON = 'idle timeout';
+/**
+ * The channel_closed Output the service sends at the idle timeout: the session-manager-plugin prints
+ * "SessionId: <id> : <Output>" (streaming.go), and users report that line with this text (aws/amazon-ssm-agent#261).
+ */
+export const IDLE_TIMEOUT_OUTPUT = 'Your session timed out due to inactivity and has been terminated.';
 
 interface LiveSession {
   info: GatewaySessionInfo;
@@ -165,6 +179,11 @@ interface LiveSession {
   withholdAcksUntilMs: number;
   heldAcks: Buffer[];
   writableWaiters: Array<() => void>;
+  /** When new stream data last went either way (idle timeout), and the highest sequence number seen each way. */
+  lastDataAtMs: number;
+  maxSequenceToClient: number;
+  maxSequenceFromClient: number;
+  idleTimer: NodeJS.Timeout | undefined;
 }
 
 const DATA_CHANNEL_PATH = /^\/v1\/data-channel\/([^/?]+)$/;
@@ -266,6 +285,9 @@ export class Gateway {
       case 'pause-client':
         this.sendControl(live, MessageType.PausePublication);
         return true;
+      case 'agent-end':
+        live.agent.end(AGENT_END_REASON, '');
+        return true;
     }
   }
 
@@ -275,6 +297,8 @@ export class Gateway {
     if (!live) return;
     this.endedTraffic.set(sessionId, this.traffic(sessionId)!);
     this.live.delete(sessionId);
+    if (live.idleTimer) clearTimeout(live.idleTimer);
+    live.idleTimer = undefined;
     live.agent.close();
     this.wakeWriters(live);
     const client = live.client;
@@ -393,16 +417,54 @@ export class Gateway {
       withholdAcksUntilMs: 0,
       heldAcks: [],
       writableWaiters: [],
+      lastDataAtMs: Date.now(),
+      maxSequenceToClient: -1,
+      maxSequenceFromClient: -1,
+      idleTimer: undefined,
     } satisfies LiveSession);
     this.live.set(sessionId, session);
-    agent.on('end', (reason: string) => this.options.store.ended(sessionId, reason));
+    this.armIdleTimer(session);
+    agent.on('end', (reason: string, output?: string) => this.options.store.ended(sessionId, reason, output));
     return session;
+  }
+
+  // ---- idle timeout (the service's, not the agent's: docs/sandbox.md) ----
+
+  /** One unref'd timer per session, re-armed for the rest of the time when data came meanwhile. */
+  private armIdleTimer(session: LiveSession): void {
+    const timeoutMs = this.options.idleSessionTimeoutMs;
+    if (timeoutMs === undefined) return;
+    const wait = Math.max(1, session.lastDataAtMs + timeoutMs - Date.now());
+    session.idleTimer = setTimeout(() => {
+      session.idleTimer = undefined;
+      const sessionId = session.info.sessionId;
+      if (this.live.get(sessionId) !== session) return;
+      if (Date.now() - session.lastDataAtMs < timeoutMs) return this.armIdleTimer(session);
+      this.logger.info({ sessionId, idleMs: Date.now() - session.lastDataAtMs }, 'idle session timeout: the service ends the session');
+      this.options.store.ended(sessionId, IDLE_TIMEOUT_REASON, IDLE_TIMEOUT_OUTPUT);
+    }, wait);
+    session.idleTimer.unref();
+  }
+
+  /** A stream-data frame with a payload and a sequence number not seen before resets the idle clock. */
+  private noteData(session: LiveSession, frame: Buffer, type: Buffer, toClient: boolean): void {
+    if (frame.length <= OFF_PAYLOAD || frame.readUInt32BE(OFF_PAYLOAD_LENGTH) === 0 || !frame.subarray(4, 4 + type.length).equals(type)) return;
+    const seq = frame.readInt32BE(OFF_SEQUENCE_NUMBER) * 0x1_0000_0000 + frame.readUInt32BE(OFF_SEQUENCE_NUMBER + 4);
+    if (toClient) {
+      if (seq <= session.maxSequenceToClient) return;
+      session.maxSequenceToClient = seq;
+    } else {
+      if (seq <= session.maxSequenceFromClient) return;
+      session.maxSequenceFromClient = seq;
+    }
+    session.lastDataAtMs = Date.now();
   }
 
   // ---- agent → client ----
 
   /** The agent's write: lost when no client is connected (today's model of the service), else queued. */
   private toClient(session: LiveSession, frame: Buffer): boolean {
+    if (this.options.idleSessionTimeoutMs !== undefined) this.noteData(session, frame, OUTPUT_STREAM_TYPE, true);
     const client = session.client;
     if (!client || !client.transport.isOpen) return true;
     if (session.withholdAcksUntilMs > Date.now() && isAcknowledge(frame)) {
@@ -447,6 +509,7 @@ export class Gateway {
   // ---- client → agent ----
 
   private toAgent(session: LiveSession, client: ClientSocket, frame: Buffer): void {
+    if (this.options.idleSessionTimeoutMs !== undefined) this.noteData(session, frame, INPUT_STREAM_TYPE, false);
     if (session.agentAway) {
       session.gateway.framesDroppedAgentAway++;
       return;
@@ -551,6 +614,13 @@ class ClientSocket extends EventEmitter implements Transport {
 }
 
 const ACK_TYPE = Buffer.from(MessageType.Acknowledge, 'latin1');
+/** The message types (space-padded to their 32 bytes) whose payloads are the session's data. */
+const OUTPUT_STREAM_TYPE = Buffer.from(MessageType.OutputStreamData.padEnd(32, ' '), 'latin1');
+const INPUT_STREAM_TYPE = Buffer.from(MessageType.InputStreamData.padEnd(32, ' '), 'latin1');
+/** Offsets in an agent message (SPEC §3). */
+const OFF_SEQUENCE_NUMBER = 48;
+const OFF_PAYLOAD_LENGTH = 116;
+const OFF_PAYLOAD = 120;
 
 function isAcknowledge(frame: Buffer): boolean {
   return frame.length > 4 + ACK_TYPE.length && frame.subarray(4, 4 + ACK_TYPE.length).equals(ACK_TYPE);

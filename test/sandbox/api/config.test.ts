@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError, ErrorCode } from '../../../src/errors.js';
-import { DEFAULT_AGENT_VERSION, DEFAULT_SESSION_EXPIRY_MS, loadSandboxConfig, parseHostPort } from '../../../src/sandbox/config.js';
+import { DEFAULT_AGENT_VERSION, DEFAULT_IDLE_SESSION_TIMEOUT_MS, DEFAULT_SESSION_EXPIRY_MS, loadSandboxConfig, parseHostPort } from '../../../src/sandbox/config.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -28,11 +28,13 @@ describe('sandbox config', () => {
       targets: { 'i-1': { agentVersion: DEFAULT_AGENT_VERSION, ports: {}, remoteHosts: {}, connected: true } },
       documents: {},
       sessionExpiryMs: DEFAULT_SESSION_EXPIRY_MS,
+      idleSessionTimeoutMs: DEFAULT_IDLE_SESSION_TIMEOUT_MS,
       paced: true,
       credentials: [],
     });
     expect(DEFAULT_AGENT_VERSION).toBe('3.3.2746.0');
     expect(DEFAULT_SESSION_EXPIRY_MS).toBe(20 * 60_000);
+    expect(DEFAULT_IDLE_SESSION_TIMEOUT_MS).toBe(20 * 60_000);
   });
 
   it('keeps a full config, and parsing is idempotent', () => {
@@ -92,6 +94,9 @@ describe('sandbox config', () => {
       [{ targets: {}, region: 'Mars' }, /region must be a region name/],
       [{ targets: {}, sessionExpiryMs: 0 }, /sessionExpiryMs must be a whole number/],
       [{ targets: {}, sessionExpiryMs: 2 ** 31 }, /sessionExpiryMs/],
+      [{ targets: {}, idleSessionTimeoutMs: 0 }, /idleSessionTimeoutMs must be a whole number of milliseconds from 1 to 2147483647/],
+      [{ targets: {}, idleSessionTimeoutMs: '20m' }, /idleSessionTimeoutMs/],
+      [{ targets: {}, idleSessionTimeoutMs: 2 ** 31 }, /idleSessionTimeoutMs/],
       [{ targets: {}, documents: { 'AWS-Mine': { properties: { portNumber: '1' } } } }, /documents\.AWS-Mine uses a prefix reserved/],
       [{ targets: {}, documents: { 'amazonDoc': { properties: { portNumber: '1' } } } }, /reserved/],
       [{ targets: {}, documents: { 'x': { properties: { portNumber: '1' } } } }, /documents\.x is not a valid document name/],
