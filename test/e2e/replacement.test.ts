@@ -55,6 +55,11 @@ async function control(path: string): Promise<void> {
   expect(res.status).toBeLessThan(300);
 }
 
+async function targetStarts(target: string): Promise<number> {
+  const res = await within(fetch(`${env.sandbox.endpoint}/_sandbox/targets/${target}`), 5_000, 'GET target');
+  return ((await res.json()) as { startSessionCalls: number }).startSessionCalls;
+}
+
 async function liveSessionOf(target: string): Promise<string> {
   const live = (await listSandboxSessions(env.sandbox.endpoint)).filter((s) => s.target === target && s.state !== 'terminated');
   expect(live).toHaveLength(1);
@@ -83,6 +88,7 @@ describe('a forward outlives its session', () => {
   it.each([
     ['expires', (id: string) => control(`sessions/${id}/expire`)],
     ['is terminated through the API', (id: string) => control(`sessions/${id}/terminate`)],
+    ['is ended by the agent', (id: string) => control(`sessions/${id}/agent-end`)],
   ])('the session %s: the open connection is reset and named, a new session carries 1 MiB each way, the process runs on', async (_how, end) => {
     const { run, port } = await startForward([TARGET, '--remote-port', '9000', '--endpoint-url', env.sandbox.endpoint]);
     runs.push(run);
@@ -112,6 +118,28 @@ describe('a forward outlives its session', () => {
     expect(second).not.toBe(first);
     expect(run.child.exitCode).toBeNull();
     expect(await stopCli(run)).toBe(0);
+  });
+
+  it('StartSession throttled three times before the replacement starts: retried with backoff, then served', async () => {
+    const { run, port } = await startForward([TARGET, '--remote-port', '9000', '--endpoint-url', env.sandbox.endpoint]);
+    runs.push(run);
+    const before = await targetStarts(TARGET);
+    await env.sandbox.faults.update({ failStartCount: 3, failStartWith: 'ThrottlingException' });
+    await control(`sessions/${await liveSessionOf(TARGET)}/expire`);
+    await waitForStderr(run, /replaces/, 20_000);
+    // The SDK retries a throttled call itself (3 attempts per call): what counts is that it came through.
+    expect(await targetStarts(TARGET)).toBeGreaterThanOrEqual(before + 4);
+    expect(run.child.exitCode).toBeNull();
+    await expectIntact(port);
+  });
+
+  it('StartSession answering AccessDenied for the replacement: a final answer, exit 4 with one line', async () => {
+    const { run } = await startForward([TARGET, '--remote-port', '9000', '--endpoint-url', env.sandbox.endpoint]);
+    runs.push(run);
+    await env.sandbox.faults.update({ failStartCount: 1_000, failStartWith: 'AccessDeniedException' });
+    await control(`sessions/${await liveSessionOf(TARGET)}/expire`);
+    expect(await within(run.exited, 20_000, 'forward to exit')).toBe(4);
+    expect(run.stderr().trim().split('\n').at(-1)).toMatch(/^ssm-bridge: .*(access|denied|permission)/i);
   });
 
   it('--no-reconnect: the same expiry exits 6, as before', async () => {
@@ -201,6 +229,47 @@ describe('a forward outlives its session', () => {
     const again = await holdConnection(Number(a[1]));
     again.socket.destroy();
     heldB.socket.destroy();
+    expect(run.child.exitCode).toBeNull();
+  });
+});
+
+describe('an idle forward', () => {
+  let idleEnv: Awaited<ReturnType<typeof startTestSandbox>>;
+  let echo: TestServer;
+  beforeAll(async () => {
+    echo = await listenTcp((socket) => {
+      socket.on('error', () => {});
+      socket.pipe(socket);
+    });
+    // The service's idle session timeout, shortened from 20 minutes (the agent keeps smux quiet for current clients).
+    idleEnv = await startTestSandbox({ [TARGET]: { ports: { '7': `127.0.0.1:${echo.port}` } } }, { config: { idleSessionTimeoutMs: 1_500 } as never });
+  });
+  afterAll(async () => {
+    await idleEnv?.close();
+    await echo?.close();
+  });
+
+  it('left longer than the idle timeout still serves the next connection (through a new session)', async () => {
+    const { run, port } = await startForward([TARGET, '--remote-port', '7', '--endpoint-url', idleEnv.sandbox.endpoint]);
+    runs.push(run);
+    await waitForStderr(run, /timed out due to inactivity[\s\S]*replaces|replaces/, 15_000);
+    const sessions = await listSandboxSessions(idleEnv.sandbox.endpoint);
+    expect(sessions.some((s) => s.terminatedReason === 'idle timeout')).toBe(true);
+    const payload = randomBytes(256 * 1024);
+    const socket = net.connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const echoed = new Promise<Buffer>((resolve, reject) => {
+      socket.on('data', (d: Buffer) => {
+        chunks.push(d);
+        got += d.length;
+        if (got >= payload.length) resolve(Buffer.concat(chunks));
+      });
+      socket.on('error', reject);
+    });
+    socket.write(payload);
+    expect((await within(echoed, 15_000, 'the echo through the new session')).equals(payload)).toBe(true);
+    socket.destroy();
     expect(run.child.exitCode).toBeNull();
   });
 });
