@@ -120,7 +120,26 @@ function fail(err: unknown, debug: boolean, format: LogFormat): never {
   process.exit(exitCode);
 }
 
-export async function main(argv: string[]): Promise<void> {
+/** Options whose value may look like a negative number: yargs would read `-5s` as the flags -5 and -s. */
+const VALUE_OPTIONS = new Set(['--resume-timeout', '--stats-interval', '--local-port', '--remote-port', '--port', '--sessions']);
+
+/** `--resume-timeout -5s` → `--resume-timeout=-5s`, so the option's own check says what is wrong with it. */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return [...out, ...argv.slice(i)];
+    const next = argv[i + 1];
+    if (VALUE_OPTIONS.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+export async function main(rawArgv: string[]): Promise<void> {
+  const argv = rawArgv[0] === 'plugin' ? rawArgv : joinNegativeValues(rawArgv);
   // `plugin` takes the official session-manager-plugin's positional arguments (JSON, an empty profile,
   // its own --version), which are not ours to parse with yargs.
   if (argv[0] === 'plugin') {

@@ -58,13 +58,23 @@ export async function readTunnelsFile(path: string): Promise<TunnelsFile> {
   return parseTunnelsFile(text, path);
 }
 
+/** Deeper than any tunnels file needs; the YAML parser recurses, and a hostile file would overflow its stack. */
+const MAX_NESTING = 64;
+
 /**
  * Parse a tunnels file (YAML 1.2, so JSON too). Every error names the file and the 1-based line of the
  * offending key or value, e.g. `tunnels.yaml:7: remotePort must be a port number from 1 to 65535 (got "x")`.
  */
 export function parseTunnelsFile(text: string, fileName: string): TunnelsFile {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (nestingDepth(text) > MAX_NESTING) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${fileName}: nested more than ${MAX_NESTING} levels deep; a tunnels file is a list of flat mappings`);
+  let doc: ReturnType<typeof parseDocument>;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    if (err instanceof RangeError) throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${fileName}: nested too deeply to read; a tunnels file is a list of flat mappings`);
+    throw err;
+  }
   const fail = (offset: number | undefined, message: string): never => {
     const line = offset === undefined ? 1 : lineCounter.linePos(offset).line;
     throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `${fileName}:${line}: ${message}`);
@@ -115,6 +125,22 @@ export function parseTunnelsFile(text: string, fileName: string): TunnelsFile {
     tunnels.push(entry);
   }
   return { defaults, tunnels };
+}
+
+/** The deepest run of open flow brackets or indentation levels, cheaply over-estimated (strings included). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  for (const ch of text) {
+    if (ch === '[' || ch === '{') deepest = Math.max(deepest, ++depth);
+    else if ((ch === ']' || ch === '}') && depth > 0) depth--;
+  }
+  let indentLevels = 0;
+  for (const line of text.split('\n')) {
+    const indent = /^( *)(- )*/.exec(line)![0].length;
+    indentLevels = Math.max(indentLevels, Math.floor(indent / 2));
+  }
+  return Math.max(deepest, indentLevels);
 }
 
 type Fail = (offset: number | undefined, message: string) => never;

@@ -125,12 +125,17 @@ export async function startStdioProxy(options: StdioProxyOptions): Promise<Stdio
         (async () => (await writeBarrier(remote, flushMs)) && (await session.flushed(Math.max(0, deadline - Date.now()))))(),
         hurried.then(() => new Promise<boolean>((r) => setTimeout(() => r(false), URGENT_FLUSH_MS))),
       ]);
-      if (!acknowledged && !urgent && !session.isClosed) {
-        logger.warn({ flushTimeoutMs: flushMs }, `the service did not acknowledge everything sent within ${Math.round(flushMs / 1000)} s of the end of input; part of it may not have arrived`);
-      }
+      // Not acknowledged: the bytes may never have arrived, and exit 0 would say they did (never 0 with bytes lost).
+      const unacknowledged =
+        !acknowledged && !urgent && !session.isClosed
+          ? new BridgeError(
+              ErrorCode.DATA_LOST,
+              `the service did not acknowledge everything sent within ${Math.round(flushMs / 1000)} s of the end of input (${session.channel.bufferedMessages} messages outstanding); part of it may not have arrived`,
+            )
+          : undefined;
       smux?.close();
       // The flush is over, one way or the other: the terminate's own flush (of the flag) needs no more time.
-      await session.terminate(URGENT_FLUSH_MS);
+      await session.terminate(URGENT_FLUSH_MS, unacknowledged);
     })();
     return stopped;
   };

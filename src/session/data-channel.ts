@@ -62,7 +62,8 @@ function zeroMask(mask: Buffer): void {
  */
 export const DATA_CHANNEL_SOCKET_OPTIONS = {
   perMessageDeflate: false,
-  maxPayload: 64 * 1024 * 1024,
+  // Agent messages are at most a few KiB (1 KiB data payloads, small JSON); a peer sending more is refused (1009).
+  maxPayload: 4 * 1024 * 1024,
   generateMask: zeroMask,
 } as const satisfies WebSocket.ClientOptions;
 

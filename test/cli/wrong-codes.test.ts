@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,21 @@ async function failsWith(args: string[], code: number, pattern: RegExp): Promise
 }
 
 describe('wrong input gets the right code and one line', () => {
+  it('a negative duration or port is named as such (not yargs "Unknown arguments")', async () => {
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--resume-timeout', '-5s', '--endpoint-url', NOWHERE], 2, /--resume-timeout must be a duration .*\(got "-5s"\)$/);
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '-80', '--endpoint-url', NOWHERE], 2, /--remote-port must be a port number from 1 to 65535 \(got "-80"\)$/);
+  });
+
+  it('--local-socket with --local-port is an error, not a port silently ignored', async () => {
+    await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-socket', join(dir, 's'), '--local-port', '5432', '--endpoint-url', NOWHERE], 2, /--local-socket cannot be combined with --local-port/);
+  });
+
+  it('a tunnels file nested thousands of levels deep: exit 2 naming the file, no stack overflow', async () => {
+    const file = join(dir, 'deep.yaml');
+    writeFileSync(file, `tunnels: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+    await failsWith(['up', '-f', file, '--endpoint-url', NOWHERE], 2, /deep\.yaml: nested more than 64 levels deep/);
+  });
+
   it('a socket path over the system limit: exit 2, and no truncated socket left behind', async () => {
     const path = join(dir, 'x'.repeat(200));
     await failsWith(['forward', 'i-0123456789abcdef0', '--remote-port', '80', '--local-socket', path, '--endpoint-url', NOWHERE], 2, /--local-socket path is \d+ bytes; unix sockets allow at most 107/);

@@ -37,7 +37,10 @@ describe('proxy: the end of input while the service holds its acks', () => {
       const proxy = await startStdioProxy({ api, target: 'i-0123456789abcdef0', ...(documentName ? { documentName, parameters: { portNumber: ['80'] } } : {}), input, output, flushTimeoutMs: 1_000 });
       input.end(randomBytes(4 * 1024 * 1024));
       const started = Date.now();
-      expect(await within(proxy.done, 10_000, 'the proxy to end')).toBeUndefined();
+      // Bounded, and honest: bytes the service never acknowledged are not a clean end (exit 11, not 0).
+      const err = await within(proxy.done, 10_000, 'the proxy to end');
+      expect(err?.code).toBe('DATA_LOST');
+      expect(err?.message).toMatch(/did not acknowledge everything sent within 1 s of the end of input/);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(service.calls).toEqual(['StartSession', 'TerminateSession']);
     } finally {

@@ -34,6 +34,9 @@ export async function runForward(args: ForwardArgs, logger: PinoLogger): Promise
     throw new BridgeError(ErrorCode.INVALID_ARGUMENT, '--remote-port is required (or --document-name with --parameters)');
   }
   const remotePort = args.remotePort === undefined ? undefined : parsePort(args.remotePort, '--remote-port', false);
+  if (args.localSocket && (String(args.localPort) !== '0' || args.localAddress !== '127.0.0.1')) {
+    throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `--local-socket cannot be combined with ${String(args.localPort) !== '0' ? '--local-port' : '--local-address'}; a forward listens on a TCP port or on a unix socket`);
+  }
   const local: LocalEndpoint = args.localSocket
     ? { kind: 'unix', path: args.localSocket }
     : { kind: 'tcp', address: args.localAddress, port: parsePort(args.localPort, '--local-port', true) };
