@@ -99,7 +99,7 @@ function printTable(results: RowResult[]): void {
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const row = (cells: string[]): string => cells.map((c, i) => (i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  console.log('sandbox agent: unpaced (the real agent\'s behaviour without its 1 ms sleep per message), so rows measure ssm-bridge, not AWS pacing');
+  console.log('sandbox agent: unpaced (the real agent\'s behaviour without its 1 ms sleep per message), so rows measure ssm-bridge, not AWS pacing; except the striping rows, which are paced like the agent (~1 MB/s per session)');
   console.log(row(header));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const l of lines) console.log(row(l));

@@ -127,7 +127,7 @@ export function untilStderr<T>(cli: CliChild, find: (stderr: string) => T | unde
   });
 }
 
-function untilStderrMatches(cli: CliChild, pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
+export function untilStderrMatches(cli: CliChild, pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> {
   return untilStderr(cli, (text) => pattern.exec(text) ?? undefined, String(pattern), timeoutMs);
 }
 
@@ -145,14 +145,14 @@ export async function stop(child: ChildProcess): Promise<void> {
  * The servers and a sandbox whose target reaches them on REMOTE_PORTS, plus `extraPorts` (remote port →
  * `host:port`), for the duration of `body`, which gets the sandbox's endpoint URL.
  */
-export async function withSandbox<T>(body: (endpoint: string) => Promise<T>, extraPorts: Record<string, string> = {}): Promise<T> {
+export async function withSandbox<T>(body: (endpoint: string) => Promise<T>, extraPorts: Record<string, string> = {}, options: { paced?: boolean } = {}): Promise<T> {
   const servers = await startServers();
   const dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-bench-'));
   try {
     const config = join(dir, 'sandbox.json');
     const ports = { ...extraPorts, ...Object.fromEntries(Object.entries(REMOTE_PORTS).map(([name, port]) => [port, `127.0.0.1:${servers[name as RemoteServer].port}`])) };
     writeFileSync(config, JSON.stringify({ targets: { [TARGET]: { ports } } }));
-    const sandbox = spawnCli(['sandbox', '--unpaced', '--config', config, '--log-level', 'warn'], { stdin: 'ignore', stdout: 'ignore' });
+    const sandbox = spawnCli(['sandbox', ...(options.paced ? [] : ['--unpaced']), '--config', config, '--log-level', 'warn'], { stdin: 'ignore', stdout: 'ignore' });
     try {
       return await body((await untilStderrMatches(sandbox, /listening on (http:\/\/\S+)/))[1]!);
     } finally {
