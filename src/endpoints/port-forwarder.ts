@@ -73,10 +73,13 @@ export class PortForwarder extends EventEmitter {
       await options.openSession?.terminate();
       throw new BridgeError(ErrorCode.INVALID_ARGUMENT, `sessions must be a whole number from 1 to ${MAX_STRIPED_SESSIONS} (got ${JSON.stringify(options.sessions)})`);
     }
-    const member = (firstSession?: BridgeSession): Promise<ReplacingCarrier> =>
+    const member = (firstSession?: BridgeSession, memberSignal?: AbortSignal): Promise<ReplacingCarrier> =>
       ReplacingCarrier.start({
         // Built at each start (a session given by the caller needs no StartSession input).
-        startSession: async () => BridgeSession.start({ ...options.session, api: options.api, start: forwardStartInput(options, localPort), ...(options.logger ? { logger: options.logger } : {}) }),
+        startSession: async (signal) => {
+          const abort = signal ?? memberSignal;
+          return BridgeSession.start({ ...options.session, api: options.api, start: forwardStartInput(options, localPort), ...(options.logger ? { logger: options.logger } : {}), ...(abort ? { signal: abort } : {}) });
+        },
         ...(firstSession ? { firstSession } : {}),
         reconnect: options.reconnect ?? false,
         budgetMs: resumeTimeoutMs,
@@ -88,7 +91,7 @@ export class PortForwarder extends EventEmitter {
       carrier =
         sessions === 1
           ? await member(options.openSession)
-          : await StripedCarrier.start({ sessions, startMember: () => member(), budgetMs: resumeTimeoutMs, ...(options.logger ? { logger: options.logger } : {}) });
+          : await StripedCarrier.start({ sessions, startMember: (signal) => member(undefined, signal), budgetMs: resumeTimeoutMs, ...(options.logger ? { logger: options.logger } : {}) });
     } catch (err) {
       // The connections that waited cannot be served; closing the listener would wait for them for ever.
       for (const s of pending) s.destroy();

@@ -9,7 +9,7 @@ import { SessionCarrier } from './session-carrier.js';
 
 export interface ReplacingCarrierOptions {
   /** Start a session with the tunnel's document and parameters (the same for the first and every replacement). */
-  startSession: () => Promise<BridgeSession>;
+  startSession: (signal?: AbortSignal) => Promise<BridgeSession>;
   /** The first session, already open (`ssm-bridge plugin`), instead of starting one. */
   firstSession?: BridgeSession;
   /** Replace a session that ended in a replaceable way (false: end with it, as the official plugin does). */
@@ -201,7 +201,8 @@ export class ReplacingCarrier extends EventEmitter implements Carrier {
       this.retry.attempting();
       let session: BridgeSession | undefined;
       try {
-        session = await this.options.startSession();
+        // Aborted by close(): a start in progress is terminated, not left open on the service.
+        session = await this.options.startSession(this.abort.signal);
         if (this.state !== 'replacing') {
           await session.terminate();
           return;

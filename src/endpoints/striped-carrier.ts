@@ -13,7 +13,7 @@ export interface StripedCarrierOptions {
   /** How many sessions carry the tunnel. */
   sessions: number;
   /** Start one member (a carrier of one session, replaced on its own when it ends). */
-  startMember: () => Promise<Carrier>;
+  startMember: (signal: AbortSignal) => Promise<Carrier>;
   /** How long a member that failed to start is retried (--resume-timeout). */
   budgetMs: number;
   logger?: Logger;
@@ -47,7 +47,7 @@ export class StripedCarrier extends EventEmitter implements Carrier {
    */
   static async start(options: StripedCarrierOptions): Promise<StripedCarrier> {
     const carrier = new StripedCarrier(options);
-    const attempts = Array.from({ length: options.sessions }, () => carrier.track(options.startMember()));
+    const attempts = Array.from({ length: options.sessions }, () => carrier.track(options.startMember(carrier.abort.signal)));
     try {
       carrier.adopt(0, await attempts[0]!);
     } catch (err) {
@@ -194,7 +194,7 @@ export class StripedCarrier extends EventEmitter implements Carrier {
       }
       retry.attempting();
       try {
-        this.adopt(index, await this.track(this.options.startMember()));
+        this.adopt(index, await this.track(this.options.startMember(this.abort.signal)));
         return;
       } catch (err) {
         lastError = err;

@@ -25,6 +25,8 @@ export interface BridgeSessionOptions {
   pingIntervalMs?: number;
   silenceTimeoutMs?: number;
   channel?: Omit<ReliableChannelOptions, 'role'>;
+  /** Aborting it terminates the session, also while it starts (the start then rejects, after TerminateSession). */
+  signal?: AbortSignal;
 }
 
 /** BridgeSession.open: a session already started (its StartSession answer) instead of the StartSession input. */
@@ -115,6 +117,15 @@ export class BridgeSession extends EventEmitter {
     this.channel.on('malformed', malformedWarning);
     // Once per type: the agent and the official client ignore types they do not know, and so do we.
     this.channel.on('unknown-type', (messageType: string) => this.logger.debug({ messageType }, 'ignoring messages of a type we do not know'));
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => void this.terminate();
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        void this.closedPromise.then(() => signal.removeEventListener('abort', onAbort));
+      }
+    }
   }
 
   /**

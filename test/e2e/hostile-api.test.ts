@@ -28,6 +28,32 @@ async function timedExit(run: CliRun, boundMs: number): Promise<{ code: number; 
   return { code, ms: Date.now() - started };
 }
 
+describe('a replacement session that never completes its handshake', () => {
+  it('SIGTERM while it starts: the start is aborted and that session terminated (not left open on the service), exit 0', async () => {
+    let secondOpen = false;
+    service = await startHostileService({
+      async onConnection(peer, index) {
+        if (index === 0) {
+          await peer.handshake(LPF);
+          // The service ends the first session: forward starts a replacement.
+          setTimeout(() => peer.closeChannel('Session expired'), 200);
+        } else secondOpen = true; // and no handshake, ever
+      },
+    });
+    const { run } = await startForward([...FORWARD.slice(1), '--endpoint-url', service.endpoint]);
+    runs.push(run);
+    const deadline = Date.now() + 10_000;
+    while (!secondOpen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(secondOpen).toBe(true);
+    expect(service.calls.filter((c) => c === 'StartSession')).toHaveLength(2);
+    run.child.kill('SIGTERM');
+    const { code, ms } = await timedExit(run, 15_000);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(8_000);
+    expect(service.calls.slice(service.calls.lastIndexOf('StartSession'))).toContain('TerminateSession');
+  });
+});
+
 describe('an API that never answers', () => {
   it('TerminateSession on SIGTERM: exit 0 within 8 s all the same', async () => {
     service = await startHostileService({ answer: (action) => (action === 'TerminateSession' ? 'hang' : undefined), onConnection: (peer) => peer.handshake(LPF) });
