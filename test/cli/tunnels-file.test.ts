@@ -144,3 +144,21 @@ describe('parseTunnelsFile: what an error says it got', () => {
     expect(errorOf(lines('tunnels:', '  - name: a', '    target: i-1', '    remotePort:'))).toBe('tunnels.yaml:4: remotePort must be a port number from 1 to 65535 (got null)');
   });
 });
+
+describe('parseTunnelsFile: reconnect and sessions', () => {
+  it('reads reconnect: false and sessions: 4 on a tunnel; leaves them out otherwise', () => {
+    const file = parseTunnelsFile(
+      lines('tunnels:', '  - {name: db, target: i-0123456789abcdef0, remotePort: 5432, reconnect: false, sessions: 4}', '  - {name: web, target: i-0123456789abcdef0, remotePort: 80}'),
+      'tunnels.yaml',
+    );
+    expect(file.tunnels[0]).toMatchObject({ reconnect: false, sessions: 4 });
+    expect(file.tunnels[1]!.reconnect).toBeUndefined();
+    expect(file.tunnels[1]!.sessions).toBeUndefined();
+  });
+
+  it('a reconnect that is not a boolean, and sessions out of range, at their lines', () => {
+    expect(errorOf(lines('tunnels:', '  - name: db', '    target: i-0123456789abcdef0', '    remotePort: 5432', '    reconnect: "no"'))).toBe('tunnels.yaml:5: reconnect must be true or false (got "no")');
+    expect(errorOf(lines('tunnels:', '  - name: db', '    target: i-0123456789abcdef0', '    remotePort: 5432', '    sessions: 17'))).toBe('tunnels.yaml:5: sessions must be a whole number from 1 to 16 (got 17)');
+    expect(errorOf(lines('tunnels:', '  - name: db', '    target: i-0123456789abcdef0', '    remotePort: 5432', '    sessions: 0'))).toBe('tunnels.yaml:5: sessions must be a whole number from 1 to 16 (got 0)');
+  });
+});

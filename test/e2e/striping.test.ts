@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -185,6 +185,24 @@ describe('forward --sessions N', () => {
     expect(await within(Promise.all(echoes), 20_000, 'three basic-mode connections at once')).toEqual(['connection 0', 'connection 1', 'connection 2']);
     for (const s of sockets) expect(s.destroyed).toBe(false);
     for (const s of sockets) s.destroy();
+  });
+
+  it('up: a tunnel with sessions: 2 is carried by two sessions (ready file and stats), the other by one', async () => {
+    const { runCli } = await import('../helpers/cli.js');
+    const file = join(dir, 'up.yaml');
+    writeFileSync(file, ['tunnels:', `  - {name: wide, target: ${TARGET}, remotePort: 9000, sessions: 2}`, `  - {name: narrow, target: ${TARGET}, remotePort: 9000}`, ''].join('\n'));
+    const readyFile = join(dir, 'up-ready.json');
+    const run = runCli(['up', '-f', file, '--ready-file', readyFile, '--stats-interval', '500ms', '--endpoint-url', env.sandbox.endpoint]);
+    runs.push(run);
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(readyFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const ready = JSON.parse(readFileSync(readyFile, 'utf8')) as { tunnels: Array<{ name: string; localPort: number; sessionIds?: string[] }> };
+    const wide = ready.tunnels.find((t) => t.name === 'wide')!;
+    expect(wide.sessionIds).toHaveLength(2);
+    expect(ready.tunnels.find((t) => t.name === 'narrow')!.sessionIds).toBeUndefined();
+    const transfers = await Promise.all([startTransfer(wide.localPort, 128 * 1024), startTransfer(wide.localPort, 128 * 1024)]);
+    for (const o of await within(Promise.all(transfers.map((t) => t.outcome)), 30_000, 'two transfers')) expect(o).toEqual({ upOk: true, downOk: true });
+    await waitForStderr(run, /stats wide: .*over 2 sessions/, 5_000);
   });
 
   it('--sessions out of range is a usage error (exit 2) before any session', async () => {
