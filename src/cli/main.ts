@@ -174,6 +174,7 @@ export async function main(rawArgv: string[]): Promise<void> {
           .example('$0 forward i-0123456789abcdef0 --remote-port 5432 --local-port 5432', 'a database on the node, on localhost:5432')
           .example('$0 forward i-0123456789abcdef0 --remote-host db.internal --remote-port 5432', 'a host beyond the node, on a free local port')
           .example('$0 forward i-0123456789abcdef0 --remote-port 5432 -- psql -h {host} -p {port} -c "select 1"', 'run a command through the tunnel, then exit with its status')
+          .example('$0 forward i-0123456789abcdef0 --remote-port 5432 --sessions 4', 'spread connections over 4 sessions (each paced to ~1 MB/s by the agent)')
           .example('$0 forward i-0123456789abcdef0 --remote-port 80 --endpoint-url http://127.0.0.1:4566', 'through `ssm-bridge sandbox --port 4566`')
           .epilogue('With "-- <command>": run the command once the tunnel listens, then terminate the session and exit with its status.'),
     )
