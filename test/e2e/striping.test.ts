@@ -37,7 +37,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ssm-bridge-stripe-'));
 });
 
-afterEach(async () => {
+afterEach(async (context) => {
+  // A failed case shows what the CLI said (the tail of its stderr).
+  if (context.task.result?.state === 'fail') for (const r of runs) console.log(`[striping] CLI stderr (exit ${r.child.exitCode}):\n${r.stderr().trim().split('\n').slice(-40).join('\n')}`);
   env.sandbox.faults.reset();
   await Promise.all(runs.splice(0).map((r) => stopCli(r)));
 });
@@ -52,7 +54,7 @@ afterAll(async () => {
 interface Transfer {
   localPort: number;
   /** Resolves with the outcome: both digests equal, or how it ended. */
-  outcome: Promise<{ upOk: boolean; downOk: boolean } | 'reset' | 'ended-short'>;
+  outcome: Promise<{ upOk: boolean; downOk: boolean } | 'reset' | 'ended-short' | `error ${string}`>;
 }
 
 /** Start an exchange (`bytes` random bytes each way, SHA-256 checked by both ends) through the tunnel. */
@@ -64,14 +66,15 @@ async function startTransfer(port: number, bytes: number): Promise<Transfer> {
   const downHash = createHash('sha256');
   let received = 0;
   let tail = Buffer.alloc(0);
-  const outcome = new Promise<{ upOk: boolean; downOk: boolean } | 'reset' | 'ended-short'>((resolve) => {
+  const outcome = new Promise<{ upOk: boolean; downOk: boolean } | 'reset' | 'ended-short' | `error ${string}`>((resolve) => {
     socket.on('data', (chunk: Buffer) => {
       const room = Math.max(0, bytes - received);
       if (room > 0) downHash.update(chunk.subarray(0, room));
       if (chunk.length > room) tail = Buffer.concat([tail, chunk.subarray(room)]);
       received += Math.min(room, chunk.length);
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNRESET' ? 'reset' : 'ended-short'));
+    // A reset shows as ECONNRESET on a read, or as EPIPE on a write that was under way when it came.
+    socket.on('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNRESET' || err.code === 'EPIPE' ? 'reset' : `error ${err.code}`));
     socket.on('end', () => {
       if (received < bytes || tail.length < 128) return resolve('ended-short');
       const digests = tail.toString('utf8');
@@ -152,7 +155,10 @@ describe('forward --sessions N', () => {
     expect(res.status).toBe(200);
     const outcomes = await within(Promise.all(transfers.map((t) => t.outcome)), 90_000, 'eight transfers, one member expired');
     transfers.forEach((t, i) => {
-      if (sessionOf(run, t.localPort) === victim) expect(outcomes[i]).toBe('reset');
+      // Reset (RST) by the forwarder. A client that is writing when the RST lands may see it as an early end
+      // instead: Linux hands the reset to the write (which reports it later) and the next read returns EOF. Either
+      // way the connection is cut short, never complete. (replacement.test.ts checks ECONNRESET on a reader.)
+      if (sessionOf(run, t.localPort) === victim) expect(['reset', 'ended-short']).toContain(outcomes[i]);
       else expect(outcomes[i]).toEqual({ upOk: true, downOk: true });
     });
     await waitForStderr(run, new RegExp(`session \\S+ replaces ${victim}; the listener stayed up, 2 open connections were lost`), 15_000);
